@@ -1,0 +1,3 @@
+from bender.cli import main
+
+main()
