@@ -1,0 +1,350 @@
+"""ADA: the adaptive discriminator augmentation pipeline (Karras et al. 2020, "Training Generative
+Adversarial Networks with Limited Data", section 2 and appendix B).
+
+With a few hundred images D memorises the training set within a few kimg and G collapses. ADA
+shows D only augmented images — reals and fakes alike — with each augmentation applied with
+probability p. Because every augmentation is applied with probability p < 1 (and is invertible in
+distribution), G cannot learn to produce augmented images: the augmentations do not "leak".
+p itself is tuned during training from an overfitting heuristic (see `AdaController`).
+
+The pipeline, in the paper's order, each step drawn independently per image:
+
+  geometric (one resampling for all of them, through a 3x3 matrix):
+    xflip (p: mirror with 50%)  rotate90 (p: k*90 degrees)  xint (p: integer translation,
+    U(-0.125, 0.125) of the size)  scale (p: 2^N(0, 0.2))  rotate (1 - sqrt(1 - p): U(-pi, pi))
+    aniso (p: 2^N(0, 0.2) in x, inverse in y)  rotate again  xfrac (p: N(0, 0.125) of the size)
+  colour (one 4x4 matrix on RGB):
+    brightness (p: + N(0, 0.2))  contrast (p: * 2^N(0, 0.5))  lumaflip (p: mirror along the luma
+    axis with 50%)  hue (p: rotation about the luma axis, U(-pi, pi))  saturation (p: * 2^N(0, 1))
+  image-space filtering (optional, 'f'): four frequency bands, each scaled by 2^N(0, 1) with p.
+
+Geometric transforms resample each image once: reflect-pad, upsample 2x with a low-pass filter,
+bilinear grid sampling at twice the output resolution, low-pass and downsample 2x. The sampling
+uses `bender.ops.grid_sample`, which R1 can differentiate twice through. Every step is
+differentiable with respect to the images (D's gradient flows through to G's fakes).
+
+Random numbers come from an explicit `torch.Generator`, so a training step is reproducible from
+(seed, step) alone — that is what makes resumed and multi-GPU runs match single-process ones.
+
+The buffer names (`p`, `Hz_geom`, `Hz_fbank`) are those of NVIDIA's AugmentPipe, so p round-trips
+into exported NVIDIA pickles. The filters are our own designs (windowed sinc), not NVIDIA's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bender.ops import setup_filter
+from bender.ops.grid_sample import grid_sample
+from bender.ops.upfirdn2d import downsample2d, upsample2d
+
+# What each letter of an augmentation spec switches on ("bgc" is the paper's recommendation).
+SPEC_GROUPS = {
+    "b": ("xflip", "rotate90", "xint"),  # pixel blitting
+    "g": ("scale", "rotate", "aniso", "xfrac"),  # general geometric
+    "c": ("brightness", "contrast", "lumaflip", "hue", "saturation"),  # colour
+    "f": ("imgfilter",),  # image-space filtering
+}
+
+
+@dataclass
+class AugmentConfig:
+    """Which augmentations run, and their strengths (multipliers of the paper's defaults)."""
+
+    xflip: float = 1.0
+    rotate90: float = 1.0
+    xint: float = 1.0
+    xint_max: float = 0.125
+    scale: float = 1.0
+    scale_std: float = 0.2
+    rotate: float = 1.0
+    rotate_max: float = 1.0  # fraction of a half turn
+    aniso: float = 1.0
+    aniso_std: float = 0.2
+    xfrac: float = 1.0
+    xfrac_std: float = 0.125
+    brightness: float = 1.0
+    brightness_std: float = 0.2
+    contrast: float = 1.0
+    contrast_std: float = 0.5
+    lumaflip: float = 1.0
+    hue: float = 1.0
+    hue_max: float = 1.0  # fraction of a half turn
+    saturation: float = 1.0
+    saturation_std: float = 1.0
+    imgfilter: float = 0.0
+    imgfilter_std: float = 1.0
+
+    @classmethod
+    def from_spec(cls, spec: str) -> AugmentConfig:
+        """'bgc' (default), 'bg', 'bgcf', ... : the groups of augmentations to enable."""
+        unknown = set(spec) - set(SPEC_GROUPS)
+        if unknown or not spec:
+            raise ValueError(f"augmentation spec {spec!r}: use letters from {''.join(SPEC_GROUPS)} "
+                             "(b = flips/90° rotations/integer shifts, g = scale/rotation/shifts, c = colour, "
+                             "f = filtering), e.g. 'bgc'")
+        cfg = cls()
+        for letter, names in SPEC_GROUPS.items():
+            for name in names:
+                setattr(cfg, name, 1.0 if letter in spec else 0.0)
+        return cfg
+
+
+def _halfband_lowpass(taps: int) -> np.ndarray:
+    """A Kaiser-windowed sinc low-pass at half the sample rate: the 2x resampling filter."""
+    n = np.arange(taps) - (taps - 1) / 2
+    h = np.sinc(n / 2) * np.kaiser(taps, 6.0)
+    return h / h.sum()
+
+
+def _band_filters(taps: int = 43) -> np.ndarray:
+    """Four band-pass filters splitting [0, pi] at pi/8, pi/4, pi/2; they sum to a unit impulse."""
+    n = np.arange(taps) - (taps - 1) // 2
+    window = np.kaiser(taps, 8.0)
+
+    def lowpass(cutoff: float) -> np.ndarray:  # cutoff as a fraction of pi
+        h = cutoff * np.sinc(cutoff * n) * window
+        return h / h.sum()
+
+    impulse = (n == 0).astype(np.float64)
+    lp = [lowpass(1 / 8), lowpass(1 / 4), lowpass(1 / 2)]
+    return np.stack([lp[0], lp[1] - lp[0], lp[2] - lp[1], impulse - lp[2]])
+
+
+class AugmentPipe(nn.Module):
+    """Differentiable, per-image random augmentation applied with probability `p` (a buffer)."""
+
+    def __init__(self, cfg: AugmentConfig | None = None, p: float = 0.0):
+        super().__init__()
+        self.cfg = cfg or AugmentConfig()
+        self.register_buffer("p", torch.tensor(float(p)))
+        self.register_buffer("Hz_geom", torch.tensor(_halfband_lowpass(12), dtype=torch.float32))
+        self.register_buffer("Hz_fbank", torch.tensor(_band_filters(43), dtype=torch.float32))
+
+    # -- geometric --------------------------------------------------------------------------------
+
+    def geometric_matrix(self, n: int, size: tuple[int, int], gen: torch.Generator | None,
+                         device: torch.device) -> torch.Tensor:
+        """[n, 3, 3] maps output pixel coordinates (centred, in pixels) to input coordinates."""
+        cfg, p = self.cfg, self.p.to(device)
+        h, w = size
+        M = torch.eye(3, device=device).repeat(n, 1, 1)
+
+        def rand(*shape):
+            return torch.rand(shape or (n,), device=device, generator=gen)
+
+        def randn(*shape):
+            return torch.randn(shape or (n,), device=device, generator=gen)
+
+        def gate(value, prob, identity):
+            return torch.where(rand() < prob, value, torch.full_like(value, identity))
+
+        if cfg.xflip > 0:
+            flip = gate(torch.floor(rand() * 2), p * cfg.xflip, 0)
+            M = M @ _scale(1 - 2 * flip, torch.ones_like(flip))
+        if cfg.rotate90 > 0:
+            k = gate(torch.floor(rand() * 4), p * cfg.rotate90, 0)
+            M = M @ _rotate(k * (math.pi / 2))
+        if cfg.xint > 0:
+            t = (rand(n, 2) * 2 - 1) * cfg.xint_max
+            on = (rand() < p * cfg.xint).float()[:, None]
+            t = torch.round(t * torch.tensor([w, h], device=device)) * on
+            M = M @ _translate(t[:, 0], t[:, 1])
+        if cfg.scale > 0:
+            s = gate(torch.exp2(randn() * cfg.scale_std), p * cfg.scale, 1)
+            M = M @ _scale(s, s)
+        p_rot = 1 - torch.sqrt((1 - p * cfg.rotate).clamp(0, 1))  # two rotations: p overall
+        if cfg.rotate > 0:
+            theta = gate((rand() * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
+            M = M @ _rotate(theta)
+        if cfg.aniso > 0:
+            s = gate(torch.exp2(randn() * cfg.aniso_std), p * cfg.aniso, 1)
+            M = M @ _scale(s, 1 / s)
+        if cfg.rotate > 0:
+            theta = gate((rand() * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
+            M = M @ _rotate(theta)
+        if cfg.xfrac > 0:
+            t = randn(n, 2) * cfg.xfrac_std * (rand() < p * cfg.xfrac).float()[:, None]
+            M = M @ _translate(t[:, 0] * w, t[:, 1] * h)
+        return M
+
+    def resample(self, x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """Resample images [N, C, H, W] so that output pixel u shows input point M u."""
+        n, _, h, w = x.shape
+        taps = self.Hz_geom.numel()
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+        # How far outside the image the transformed output reaches (plus the filters' reach),
+        # for the whole batch: the image is reflect-padded that much.
+        corners = torch.tensor([[-cx - 0.5, -cy - 0.5, 1], [cx + 0.5, -cy - 0.5, 1],
+                                [-cx - 0.5, cy + 0.5, 1], [cx + 0.5, cy + 0.5, 1]], device=x.device)
+        reach = (M @ corners.t()).transpose(1, 2)[..., :2].reshape(-1, 2)
+        margin = taps / 4 + 1
+        lo = (-reach.amin(dim=0) - torch.tensor([cx, cy], device=x.device) + margin).ceil().clamp(min=0)
+        hi = (reach.amax(dim=0) - torch.tensor([cx, cy], device=x.device) + margin).ceil().clamp(min=0)
+        px0, py0, px1, py1 = (int(v) for v in torch.cat([lo, hi]).tolist())
+        px0, px1 = min(px0, w - 1), min(px1, w - 1)  # reflection cannot reach past one image width
+        py0, py1 = min(py0, h - 1), min(py1, h - 1)
+        x = F.pad(x, [px0, px1, py0, py1], mode="reflect")
+        x = upsample2d(x, self._geom_filter(x), up=2)
+
+        # Sample at twice the output resolution: supersample j sits at output pixel j/2 - 1/4.
+        ys = torch.arange(2 * h, device=x.device, dtype=torch.float32) / 2 - 0.25 - cy
+        xs = torch.arange(2 * w, device=x.device, dtype=torch.float32) / 2 - 0.25 - cx
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        coords = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(-1, 3)
+        src = (M[:, :2, :] @ coords.t()).transpose(1, 2)  # [N, 4HW, 2], centred input pixels
+        # Normalised coordinates of the padded image (align_corners=False is resolution-free, so
+        # they also address its 2x-upsampled version).
+        hp, wp = h + py0 + py1, w + px0 + px1
+        gxn = (2 * (src[..., 0] + cx + px0) + 1) / wp - 1
+        gyn = (2 * (src[..., 1] + cy + py0) + 1) / hp - 1
+        grid = torch.stack([gxn, gyn], dim=-1).reshape(n, 2 * h, 2 * w, 2).to(x.dtype)
+        x = grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return downsample2d(x, self._geom_filter(x), down=2)
+
+    def _geom_filter(self, x: torch.Tensor) -> torch.Tensor:
+        return setup_filter(self.Hz_geom, device=x.device, separable=True)
+
+    # -- colour -----------------------------------------------------------------------------------
+
+    def color_matrix(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        """[n, 4, 4] affine transform of (R, G, B, 1)."""
+        cfg, p = self.cfg, self.p.to(device)
+        C = torch.eye(4, device=device).repeat(n, 1, 1)
+        luma = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device) / math.sqrt(3)
+        vv = torch.outer(luma, luma)
+
+        def rand():
+            return torch.rand((n,), device=device, generator=gen)
+
+        def randn():
+            return torch.randn((n,), device=device, generator=gen)
+
+        def gate(value, prob, identity):
+            return torch.where(rand() < prob, value, torch.full_like(value, identity))
+
+        if cfg.brightness > 0:
+            b = gate(randn() * cfg.brightness_std, p * cfg.brightness, 0)
+            C = _translate3(b) @ C
+        if cfg.contrast > 0:
+            c = gate(torch.exp2(randn() * cfg.contrast_std), p * cfg.contrast, 1)
+            C = _scale3(c) @ C
+        if cfg.lumaflip > 0:
+            i = gate(torch.floor(rand() * 2), p * cfg.lumaflip, 0)
+            C = (torch.eye(4, device=device) - 2 * vv * i[:, None, None]) @ C  # Householder reflection
+        if cfg.hue > 0:
+            theta = gate((rand() * 2 - 1) * math.pi * cfg.hue_max, p * cfg.hue, 0)
+            C = _rotate_about(luma[:3], theta) @ C
+        if cfg.saturation > 0:
+            s = gate(torch.exp2(randn() * cfg.saturation_std), p * cfg.saturation, 1)
+            C = (vv + (torch.eye(4, device=device) - vv) * s[:, None, None]) @ C
+        return C
+
+    @staticmethod
+    def apply_color(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        C = C.to(x.dtype)
+        if c == 3:
+            y = C[:, :3, :3] @ x.reshape(n, 3, h * w) + C[:, :3, 3:]
+            return y.reshape(n, 3, h, w)
+        if c == 1:  # grey: transform (x, x, x) and average back to one channel
+            y = C[:, :3, :3].sum(dim=2, keepdim=True) @ x.reshape(n, 1, h * w) + C[:, :3, 3:]
+            return y.mean(dim=1, keepdim=True).reshape(n, 1, h, w)
+        raise ValueError(f"colour augmentation needs 1 or 3 channels, got {c}")
+
+    # -- filtering --------------------------------------------------------------------------------
+
+    def filter_images(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """Scale four frequency bands by random gains (separable; expected energy preserved)."""
+        n, c, h, w = x.shape
+        bands = self.Hz_fbank.shape[0]
+        gains = torch.exp2(torch.randn([n, bands], device=x.device, generator=gen) * self.cfg.imgfilter_std)
+        on = torch.rand([n, bands], device=x.device, generator=gen) < self.p * self.cfg.imgfilter
+        if not bool(on.any()):
+            return x
+        gains = torch.where(on, gains, torch.ones_like(gains))
+        # Natural images carry about equal energy per octave; the lowest band spans
+        # log2(size / 16) octaves, the three others one each.
+        power = torch.tensor([max(math.log2(min(h, w) / 16), 1.0), 1.0, 1.0, 1.0], device=x.device)
+        gains = gains / (gains.square() * (power / power.sum())).sum(dim=1, keepdim=True).sqrt()
+        taps = gains.to(x.dtype) @ self.Hz_fbank.to(x.device, x.dtype)  # [n, 43]
+        pad = taps.shape[1] // 2
+        mode = "reflect" if min(h, w) > pad else "replicate"
+        kernel = taps.to(x.dtype).repeat_interleave(c, dim=0)  # one filter per (image, channel)
+        y = F.pad(x.reshape(1, n * c, h, w), [pad, pad, pad, pad], mode=mode)
+        y = F.conv2d(y, kernel[:, None, None, :], groups=n * c)
+        y = F.conv2d(y, kernel[:, None, :, None], groups=n * c)
+        return y.reshape(n, c, h, w)
+
+    # -- all together -----------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"AugmentPipe expects [N, C, H, W], got {tuple(x.shape)}")
+        n, c, h, w = x.shape
+        device = x.device
+        M = self.geometric_matrix(n, (h, w), gen, device)
+        moved = (M - torch.eye(3, device=device)).abs().amax(dim=(1, 2)) > 0
+        idx = moved.nonzero().squeeze(1)
+        if idx.numel() == n:
+            x = self.resample(x, M)
+        elif idx.numel() > 0:  # resample only the images that move; the rest stay bit-identical
+            x = x.index_copy(0, idx, self.resample(x.index_select(0, idx), M.index_select(0, idx)))
+        if any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"]):
+            C = self.color_matrix(n, gen, device)
+            if not torch.equal(C, torch.eye(4, device=device).expand_as(C)):
+                x = self.apply_color(x, C)
+        if self.cfg.imgfilter > 0:
+            x = self.filter_images(x, gen)
+        return x
+
+
+# -- matrices ------------------------------------------------------------------------------------
+
+
+def _mat3(rows: list[list[torch.Tensor | float]], like: torch.Tensor) -> torch.Tensor:
+    out = [torch.as_tensor(v, dtype=like.dtype, device=like.device).expand_as(like) for row in rows for v in row]
+    return torch.stack(out, dim=-1).reshape(*like.shape, 3, 3)
+
+
+def _scale(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    return _mat3([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], sx)
+
+
+def _rotate(theta: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(theta), torch.sin(theta)
+    return _mat3([[c, -s, 0], [s, c, 0], [0, 0, 1]], theta)
+
+
+def _translate(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    return _mat3([[1, 0, tx], [0, 1, ty], [0, 0, 1]], tx)
+
+
+def _translate3(t: torch.Tensor) -> torch.Tensor:
+    out = torch.eye(4, device=t.device, dtype=t.dtype).repeat(t.shape[0], 1, 1)
+    out[:, :3, 3] = t[:, None]
+    return out
+
+
+def _scale3(s: torch.Tensor) -> torch.Tensor:
+    out = torch.eye(4, device=s.device, dtype=s.dtype).repeat(s.shape[0], 1, 1)
+    out[:, 0, 0] = out[:, 1, 1] = out[:, 2, 2] = s
+    return out
+
+
+def _rotate_about(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' rotation by theta about a unit axis, as [n, 4, 4]."""
+    k = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
+                     device=theta.device)
+    s, c = torch.sin(theta)[:, None, None], torch.cos(theta)[:, None, None]
+    R = torch.eye(3, device=theta.device) + s * k + (1 - c) * (k @ k)
+    out = torch.eye(4, device=theta.device).repeat(theta.shape[0], 1, 1)
+    out[:, :3, :3] = R
+    return out
+

@@ -1,0 +1,152 @@
+"""ADA's augmentation pipeline: p = 0 is the identity, each transform does what it says, the
+probabilities match the paper's, and R1 can differentiate twice through it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bender.train.augment import AugmentConfig, AugmentPipe, _translate
+
+
+def _smooth_images(n=4, c=3, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.interpolate(torch.rand([n, c, 8, 8], generator=g) * 2 - 1, size=size, mode="bilinear",
+                         align_corners=False)
+
+
+def _only(*names: str, **strengths) -> AugmentConfig:
+    cfg = AugmentConfig.from_spec("bgcf")
+    for name in ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
+                 "lumaflip", "hue", "saturation", "imgfilter"):
+        setattr(cfg, name, 1.0 if name in names else 0.0)
+    for k, v in strengths.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_state_dict_names_match_nvidia_augment_pipe():
+    assert list(AugmentPipe().state_dict()) == ["p", "Hz_geom", "Hz_fbank"]
+    assert AugmentPipe().Hz_fbank.shape == (4, 43)
+
+
+@pytest.mark.parametrize("spec", ["bgc", "bgcf"])
+def test_p_zero_is_identity(spec):
+    x = _smooth_images()
+    out = AugmentPipe(AugmentConfig.from_spec(spec), p=0.0)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, x)
+
+
+def test_spec_letters():
+    cfg = AugmentConfig.from_spec("bc")
+    assert cfg.xflip == 1 and cfg.rotate90 == 1 and cfg.scale == 0 and cfg.hue == 1 and cfg.imgfilter == 0
+    with pytest.raises(ValueError, match="spec"):
+        AugmentConfig.from_spec("bq")
+
+
+def test_xflip_mirrors_and_leaves_the_others_untouched():
+    pipe = AugmentPipe(_only("xflip"), p=1.0)
+    x = _smooth_images(n=16)
+    out = pipe(x, torch.Generator().manual_seed(3))
+    same = [torch.equal(out[i], x[i]) for i in range(16)]
+    assert 2 <= sum(same) <= 14  # a fair coin per image
+    reference = pipe.resample(x, torch.eye(3).repeat(16, 1, 1)).flip(3)  # same filtering, mirrored
+    for i in range(16):
+        if not same[i]:
+            torch.testing.assert_close(out[i], reference[i], atol=1e-5, rtol=0)
+
+
+def test_resampling_moves_content_by_exactly_the_translation():
+    pipe = AugmentPipe()
+    x = _smooth_images(n=2)
+    still = pipe.resample(x, torch.eye(3).repeat(2, 1, 1))
+    moved = pipe.resample(x, _translate(torch.tensor([2.0, 2.0]), torch.tensor([-1.0, -1.0])))
+    # output pixel u shows input point u + t: content moves left by 2 and down by 1
+    torch.testing.assert_close(moved[..., 7:-7, 7:-7], still[..., 6:-8, 9:-5], atol=1e-5, rtol=0)
+    torch.testing.assert_close(still[..., 6:-6, 6:-6], x[..., 6:-6, 6:-6], atol=0.05, rtol=0)  # low-pass only
+
+
+def test_rotate90_is_a_quarter_turn():
+    pipe = AugmentPipe(_only("rotate90"), p=1.0)
+    x = _smooth_images(n=12)
+    out = pipe(x, torch.Generator().manual_seed(5))
+    base = pipe.resample(x, torch.eye(3).repeat(12, 1, 1))
+    for i in range(12):
+        if torch.equal(out[i], x[i]):
+            continue
+        errors = [(out[i] - torch.rot90(base[i], k, (1, 2))).abs().max().item() for k in (1, 2, 3)]
+        assert min(errors) < 1e-5
+
+
+def test_brightness_adds_one_constant_per_image():
+    pipe = AugmentPipe(_only("brightness"), p=1.0)
+    x = _smooth_images(n=8)
+    delta = pipe(x, torch.Generator().manual_seed(1)) - x
+    per_image = delta.flatten(1)
+    torch.testing.assert_close(per_image, per_image[:, :1].expand_as(per_image), atol=1e-6, rtol=0)
+    assert 0.05 < per_image[:, 0].std() < 0.5  # N(0, 0.2)
+
+
+def test_hue_rotation_keeps_luma():
+    pipe = AugmentPipe(_only("hue"), p=1.0)
+    x = _smooth_images(n=6)
+    out = pipe(x, torch.Generator().manual_seed(2))
+    assert not torch.allclose(out, x)
+    torch.testing.assert_close(out.mean(dim=1), x.mean(dim=1), atol=1e-5, rtol=0)
+
+
+def test_filtering_with_unit_gains_is_identity_in_the_interior():
+    pipe = AugmentPipe(_only("imgfilter"), p=0.0)
+    pipe.cfg.imgfilter = 1.0
+    x = _smooth_images(n=2, size=64)
+    # p = 0: all gains 1 -> the bands sum to an impulse
+    out = pipe.filter_images(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_probabilities_follow_the_paper():
+    pipe = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.4)
+    n = 20000
+    M = pipe.geometric_matrix(n, (32, 32), torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert M.shape == (n, 3, 3)
+    det = torch.linalg.det(M[:, :2, :2])
+    flipped = (det < 0).float().mean().item()  # xflip (p * 1/2) composed with the lumaflip-free rest
+    assert abs(flipped - 0.2) < 0.015
+    moved = ((M - torch.eye(3)).abs().amax(dim=(1, 2)) > 1e-6).float().mean().item()
+    # An image stays put when every transform is skipped or draws its identity: xflip draws "no flip"
+    # half the time, rotate90 "0 degrees" a quarter, xint rounds to (0, 0) with 1/64; the two
+    # rotations together apply with p (each with 1 - sqrt(1 - p)); scale, aniso, xfrac with p.
+    p = 0.4
+    still = (1 - p / 2) * (1 - 3 * p / 4) * (1 - p * 63 / 64) * (1 - p) ** 4
+    assert abs(moved - (1 - still)) < 0.015
+
+
+def test_grey_images():
+    x = _smooth_images(n=4, c=1)
+    out = AugmentPipe(AugmentConfig.from_spec("bgcf"), p=1.0)(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_r1_differentiates_twice_through_the_whole_pipeline():
+    """The gradient of an R1-style penalty (itself a gradient) through the pipeline is right:
+    compared with a central finite difference along a random direction, in double precision."""
+    pipe = AugmentPipe(AugmentConfig.from_spec("bgcf"), p=1.0).double()
+    x = _smooth_images(n=2, size=16).double()
+    weight = torch.randn([3, 16, 16], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def penalty(inp, create_graph=True):
+        y = pipe(inp, torch.Generator().manual_seed(7))
+        score = (torch.tanh(y) * weight).sum()
+        (g,) = torch.autograd.grad(score, inp, create_graph=create_graph)
+        return g.square().sum()
+
+    xr = x.clone().requires_grad_(True)
+    (analytic,) = torch.autograd.grad(penalty(xr), xr)
+    direction = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    eps = 1e-5
+    plus = penalty((x + eps * direction).requires_grad_(True), create_graph=False)
+    minus = penalty((x - eps * direction).requires_grad_(True), create_graph=False)
+    numeric = (plus - minus) / (2 * eps)
+    assert analytic.abs().sum() > 0
+    torch.testing.assert_close((analytic * direction).sum(), numeric, rtol=1e-6, atol=1e-8)
