@@ -117,6 +117,15 @@ def _band_filters(taps: int = 43) -> np.ndarray:
     return np.stack([lp[0], lp[1] - lp[0], lp[2] - lp[1], impulse - lp[2]])
 
 
+def ada_adjust(p: torch.Tensor, sign_sum: torch.Tensor, count: torch.Tensor, target: float,
+               ada_kimg: float) -> torch.Tensor:
+    """ADA's p update (Karras et al. 2020, section 3): r_t = E[sign(D(real))] over the last interval
+    measures overfitting (D too sure about reals); p moves toward keeping r_t at `target`, by an
+    amount that lets it go from 0 to 1 in `ada_kimg` thousand images."""
+    rt = sign_sum / count.clamp(min=1)
+    return (p + torch.sign(rt - target) * count / (ada_kimg * 1000)).clamp(0, 1)
+
+
 class AugmentPipe(nn.Module):
     """Differentiable, per-image random augmentation applied with probability `p` (a buffer)."""
 

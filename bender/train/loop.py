@@ -29,7 +29,7 @@ from bender.fileio import atomic_write_text
 from bender.io.model import Model
 from bender.train import checkpoint as ckpt
 from bender.train import ddp
-from bender.train.augment import AugmentConfig, AugmentPipe
+from bender.train.augment import AugmentConfig, AugmentPipe, ada_adjust
 from bender.train.config import (
     TrainConfig,
     auto_ema_kimg,
@@ -335,10 +335,9 @@ class Trainer:
                 self.ada_sign += extra["ada_sign_sum"]
                 self.ada_count += extra["ada_count"]
                 if (self.step + 1) % cfg.ada_interval == 0:
-                    rt = self.ada_sign / self.ada_count.clamp(min=1)
-                    adjust = torch.sign(rt - cfg.ada_target) * (self.ada_count / (cfg.ada_kimg * 1000))
-                    self.augment.p.copy_((self.augment.p + adjust).clamp(0, 1))
-                    _add(acc, "ada_rt", rt)
+                    self.augment.p.copy_(ada_adjust(self.augment.p, self.ada_sign, self.ada_count,
+                                                    cfg.ada_target, cfg.ada_kimg))
+                    _add(acc, "ada_rt", self.ada_sign / self.ada_count.clamp(min=1))
                     _add(acc, "ada_rt#", torch.ones([], device=self.device))
                     self.ada_sign.zero_()
                     self.ada_count.zero_()

@@ -114,6 +114,8 @@ class StyleGAN2Loss:
         """Path-length step; returns the lengths' sum so the caller can update `pl_mean` globally."""
         n = max(z.shape[0] // self.pl_batch_shrink, 1)
         ws = self.mapping(z[:n], c[:n], gen)
+        if not ws.requires_grad:  # a frozen mapping network: differentiate w.r.t. w directly
+            ws = ws.detach().requires_grad_(True)
         lengths = path_lengths(lambda w: self.synthesize(w, gen), ws, gen)
         target = self.pl_mean if self.pl_ready else lengths.detach().mean()
         penalty = (lengths - target).square()
