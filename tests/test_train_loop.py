@@ -106,7 +106,6 @@ def test_continue_refuses_changed_settings(straight_run):
     assert "--batch" in result.output and "--lr" in result.output and "--resume" in result.output
 
 
-@pytest.mark.slow
 def test_kill9_then_continue_restores_the_exact_state(dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [sys.executable, "-m", "bender", "train", "--data", str(dataset), "--out", str(tmp_path), "--preset",

@@ -295,6 +295,7 @@ class Trainer:
                 continue
             self._train_only(phase.net)
             self.opt[phase.net].zero_grad(set_to_none=True)
+            summed = None
             for k in range(rounds):
                 gen = self._generator(index, self.dist.rank * rounds + k)
                 z = torch.randn([bg, self.G.z_dim], device=self.device, generator=gen)
@@ -314,6 +315,11 @@ class Trainer:
                         _add(acc, key + "#", torch.ones([], device=self.device))
                     else:
                         _add(extra, key, value.float())
+                if rounds > 1:
+                    summed = _sum_round_grads(self.params[phase.net], summed)
+            if rounds > 1:
+                for p, g in zip(self.params[phase.net], summed):
+                    p.grad = g
             ddp.sum_grads_(self.params[phase.net])
             self.opt[phase.net].step()
         self._train_only(None)
@@ -377,10 +383,10 @@ class Trainer:
                 for k, v in step_acc.items():
                     _add(acc, k, v)
                     _add(tick_acc, k, v)
-                stop_now = self._stop_requested()
-                due_snap = self.cur_nimg >= next_snap or self.cur_nimg >= total_nimg or stop_now
                 self.elapsed += time.time() - t0
-                if due_snap or time.time() - tick_time >= cfg.tick:
+                stop_now, tick_due = self._agree(self._stop_requested(), time.time() - tick_time >= cfg.tick)
+                due_snap = self.cur_nimg >= next_snap or self.cur_nimg >= total_nimg or stop_now
+                if due_snap or tick_due:
                     stats = self._check_finite(tick_acc, last_snapshot)
                     now = time.time()
                     kimg_done = (self.cur_nimg - tick_nimg) / 1000
@@ -411,11 +417,14 @@ class Trainer:
 
     def _stop_requested(self) -> bool:
         """Ctrl-C, or a file named STOP in the run folder (what a UI can create)."""
-        flag = self._interrupt.is_set() or (self.run_dir / "STOP").exists()
-        if ddp.active():
-            box = torch.tensor(float(flag), device=self.device)
-            flag = bool(ddp.all_reduce_sum_(box) > 0)
-        return flag
+        return self._interrupt.is_set() or (self.run_dir / "STOP").exists()
+
+    def _agree(self, *flags: bool) -> list[bool]:
+        """Each flag set in any process is set in all, so they stop and report at the same step."""
+        if not ddp.active():
+            return list(flags)
+        box = ddp.all_reduce_sum_(torch.tensor([float(f) for f in flags], device=self.device))
+        return [bool(v > 0) for v in box.tolist()]
 
     def _install_sigint(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -434,7 +443,7 @@ class Trainer:
 
     def _check_finite(self, acc: dict[str, torch.Tensor], last_snapshot: Path | None) -> dict[str, float]:
         """Mean of each accumulated statistic; stop the run if any loss went NaN/Inf."""
-        stats = _means(acc)
+        stats = _means(acc, reduce=ddp.all_reduce_sum_)
         bad = [k for k, v in stats.items() if not math.isfinite(v)]
         if bad:
             hint = (f"the last good snapshot is {last_snapshot}; continue from it with `bender train --continue "
@@ -523,17 +532,37 @@ class Trainer:
         return round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
 
 
+def _sum_round_grads(params: list[torch.nn.Parameter], summed: list | None) -> list:
+    """Add this round's gradients to the sum of the previous rounds' (and clear them).
+
+    Summing whole per-round gradients, instead of letting autograd accumulate every backward call
+    into one buffer, adds the same numbers in the same order as the all-reduce across processes
+    does, so N rounds in one process give bit-for-bit the result of N processes.
+    """
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    for p in params:
+        p.grad = None
+    if summed is None:
+        return grads
+    return [a + b for a, b in zip(summed, grads)]
+
+
 def _add(acc: dict[str, torch.Tensor], key: str, value: torch.Tensor) -> None:
     acc[key] = acc[key] + value.detach() if key in acc else value.detach().clone()
 
 
-def _means(acc: dict[str, torch.Tensor]) -> dict[str, float]:
-    """{'Loss/G/main': sum, 'Loss/G/main#': count, ...} -> {'Loss/G/main': mean} (one device sync)."""
-    keys = [k for k in acc if not k.endswith("#")]
+def _means(acc: dict[str, torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+           ) -> dict[str, float]:
+    """{'Loss/G/main': sum, 'Loss/G/main#': count, ...} -> {'Loss/G/main': mean}, over all processes
+    when `reduce` sums across them (one collective, one device sync)."""
+    keys = sorted(acc)
     if not keys:
         return {}
-    values = torch.stack([acc[k] / acc[k + "#"] if k + "#" in acc else acc[k] for k in keys]).tolist()
-    return dict(zip(keys, values))
+    totals = torch.stack([acc[k].float() for k in keys])
+    if reduce is not None:
+        totals = reduce(totals)
+    total = dict(zip(keys, totals.tolist()))
+    return {k: v / total[k + "#"] if k + "#" in total else v for k, v in total.items() if not k.endswith("#")}
 
 
 def _asdict(obj):
