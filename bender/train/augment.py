@@ -183,20 +183,28 @@ class AugmentPipe(nn.Module):
             M = M @ _translate(t[:, 0] * w, t[:, 1] * h)
         return M
 
-    def resample(self, x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    def padding(self, M: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """[x0, y0, x1, y1] reflect padding that covers where the transformed output reaches
+        (plus the resampling filters' reach), for the whole batch; a tensor, so callers can fetch
+        it together with other numbers in one device sync."""
+        h, w = size
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+        corners = torch.tensor([[-cx - 0.5, -cy - 0.5, 1], [cx + 0.5, -cy - 0.5, 1],
+                                [-cx - 0.5, cy + 0.5, 1], [cx + 0.5, cy + 0.5, 1]], device=M.device)
+        reach = (M @ corners.t()).transpose(1, 2)[..., :2].reshape(-1, 2)
+        margin = self.Hz_geom.numel() / 4 + 1
+        centre = torch.tensor([cx, cy], device=M.device)
+        lo = (-reach.amin(dim=0) - centre + margin).ceil().clamp(min=0)
+        hi = (reach.amax(dim=0) - centre + margin).ceil().clamp(min=0)
+        return torch.cat([lo, hi])
+
+    def resample(self, x: torch.Tensor, M: torch.Tensor, pads: list[int] | None = None) -> torch.Tensor:
         """Resample images [N, C, H, W] so that output pixel u shows input point M u."""
         n, _, h, w = x.shape
-        taps = self.Hz_geom.numel()
         cx, cy = (w - 1) / 2, (h - 1) / 2
-        # How far outside the image the transformed output reaches (plus the filters' reach),
-        # for the whole batch: the image is reflect-padded that much.
-        corners = torch.tensor([[-cx - 0.5, -cy - 0.5, 1], [cx + 0.5, -cy - 0.5, 1],
-                                [-cx - 0.5, cy + 0.5, 1], [cx + 0.5, cy + 0.5, 1]], device=x.device)
-        reach = (M @ corners.t()).transpose(1, 2)[..., :2].reshape(-1, 2)
-        margin = taps / 4 + 1
-        lo = (-reach.amin(dim=0) - torch.tensor([cx, cy], device=x.device) + margin).ceil().clamp(min=0)
-        hi = (reach.amax(dim=0) - torch.tensor([cx, cy], device=x.device) + margin).ceil().clamp(min=0)
-        px0, py0, px1, py1 = (int(v) for v in torch.cat([lo, hi]).tolist())
+        if pads is None:
+            pads = self.padding(M, (h, w)).tolist()
+        px0, py0, px1, py1 = (int(v) for v in pads)
         px0, px1 = min(px0, w - 1), min(px1, w - 1)  # reflection cannot reach past one image width
         py0, py1 = min(py0, h - 1), min(py1, h - 1)
         x = F.pad(x, [px0, px1, py0, py1], mode="reflect")
@@ -300,15 +308,17 @@ class AugmentPipe(nn.Module):
         device = x.device
         M = self.geometric_matrix(n, (h, w), gen, device)
         moved = (M - torch.eye(3, device=device)).abs().amax(dim=(1, 2)) > 0
-        idx = moved.nonzero().squeeze(1)
-        if idx.numel() == n:
-            x = self.resample(x, M)
-        elif idx.numel() > 0:  # resample only the images that move; the rest stay bit-identical
-            x = x.index_copy(0, idx, self.resample(x.index_select(0, idx), M.index_select(0, idx)))
+        # One device sync for both: which images move, and how much padding they need.
+        info = torch.cat([moved.float(), self.padding(M, (h, w))]).tolist()
+        idx = [i for i in range(n) if info[i]]
+        pads = info[n:]
+        if len(idx) == n:
+            x = self.resample(x, M, pads)
+        elif idx:  # resample only the images that move; the rest stay bit-identical
+            sel = torch.tensor(idx, device=device)
+            x = x.index_copy(0, sel, self.resample(x.index_select(0, sel), M.index_select(0, sel), pads))
         if any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"]):
-            C = self.color_matrix(n, gen, device)
-            if not torch.equal(C, torch.eye(4, device=device).expand_as(C)):
-                x = self.apply_color(x, C)
+            x = self.apply_color(x, self.color_matrix(n, gen, device))  # identity rows leave images exact
         if self.cfg.imgfilter > 0:
             x = self.filter_images(x, gen)
         return x

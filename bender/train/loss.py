@@ -59,8 +59,8 @@ class StyleGAN2Loss:
                  D_fast: torch.nn.Module | None = None):
         self.G, self.D, self.augment = G, D, augment
         # e.g. torch.compile'd modules, for the passes without double backward (compile has none)
-        self.synthesis_fast = synthesis_fast or G.synthesis
-        self.D_fast = D_fast or D
+        self.synthesis_fast = synthesis_fast if synthesis_fast is not None else G.synthesis
+        self.D_fast = D_fast if D_fast is not None else D
         self.r1_gamma = r1_gamma
         self.pl_weight = pl_weight
         self.style_mixing = style_mixing
