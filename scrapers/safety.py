@@ -94,15 +94,16 @@ def is_public_address(address: str) -> bool:
     """True only for globally routable unicast addresses, looking inside IPv6 wrappers of IPv4."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = []
+        # IPv4-mapped and NAT64 addresses reach exactly the embedded IPv4: that one decides.
         if ip.ipv4_mapped is not None:
-            embedded.append(ip.ipv4_mapped)
+            return _is_public(ip.ipv4_mapped)
+        if any(ip in net for net in _NAT64):
+            return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        embedded = []
         if ip.sixtofour is not None:
             embedded.append(ip.sixtofour)
         if ip.teredo is not None:
             embedded.extend(ip.teredo)
-        if any(ip in net for net in _NAT64):
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         if any(not _is_public(e) for e in embedded):
             return False
     return _is_public(ip)

@@ -55,9 +55,10 @@ class Wikimedia(Provider):
                 ordered = sorted(pending.values(), key=lambda p: as_int(p.get("index")) or 0)
                 pending = {}
                 yield [c for c in (self._candidate(p, query, width) for p in ordered) if c is not None]
-            cont = data.get("continue") or {}
-            if not cont:
+            nxt = data.get("continue") or {}
+            if not nxt or nxt == cont:  # done (or a server repeating itself: stop, do not spin)
                 return
+            cont = nxt
 
     def judge(self, resp: Fetched) -> FetchError | None:
         if resp.status == 429 and "thumbnail steps" in resp.body[:500].decode("utf-8", "replace"):
