@@ -179,6 +179,7 @@ class Scraper:
         self.disabled: set[str] = set()
         self.network_errors = 0
         self.network_messages: set[str] = set()
+        self.seen: set[str] = set()
         try:
             with ManifestWriter(self.out / MANIFEST_NAME, fsync=self.config.fsync) as self.writer, \
                     ThreadPoolExecutor(self.config.workers, thread_name_prefix="scrape") as self.pool:
@@ -205,7 +206,7 @@ class Scraper:
         rr = deque((p, p.pages(query, self.options)) for p in self.providers if p.name not in self.disabled)
         pending: deque[tuple[Provider, Candidate]] = deque()
         inflight: dict = {}
-        seen: set[str] = set()
+        seen = self.seen  # run-wide: an image found by two queries is decided once
         while True:
             while kept + len(inflight) < limit:
                 if not pending:

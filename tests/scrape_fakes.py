@@ -65,14 +65,20 @@ class FakeServer:
 
             def do_GET(self):
                 parts = urlsplit(self.path)
-                req = Request(parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                              {k: v for k, v in self.headers.items()})
+                req = Request(
+                    parts.path,
+                    {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                    {k: v for k, v in self.headers.items()},
+                )
                 with server._lock:
                     server.hits[parts.path] += 1
                     server.requests.append(req)
                 handler = server.routes.get(parts.path)
-                reply = handler(req) if handler else Reply(404, b'{"detail": "Not found."}',
-                                                           content_type="application/json")
+                reply = (
+                    handler(req)
+                    if handler
+                    else Reply(404, b'{"detail": "Not found."}', content_type="application/json")
+                )
                 server._send(self, reply)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
@@ -114,8 +120,9 @@ class FakeServer:
         if r.chunked:
             h.send_header("Transfer-Encoding", "chunked")
         else:
-            h.send_header("Content-Length", str(r.declared_length if r.declared_length is not None
-                                                 else len(r.body)))
+            h.send_header(
+                "Content-Length", str(r.declared_length if r.declared_length is not None else len(r.body))
+            )
         if r.declared_length is not None:
             h.send_header("Connection", "close")
             h.close_connection = True
@@ -123,12 +130,12 @@ class FakeServer:
         try:
             if r.chunked:
                 for i in range(0, len(r.body), 65536):
-                    piece = r.body[i:i + 65536]
+                    piece = r.body[i : i + 65536]
                     h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 h.wfile.write(b"0\r\n\r\n")
             elif r.trickle:
                 for i in range(len(r.body)):
-                    h.wfile.write(r.body[i:i + 1])
+                    h.wfile.write(r.body[i : i + 1])
                     h.wfile.flush()
                     time.sleep(r.trickle)
             else:
@@ -140,13 +147,14 @@ class FakeServer:
 
 # -- images ----------------------------------------------------------------------------------------
 
+
 def make_image(seed: int, size: int | tuple[int, int] = 64, fmt: str = "JPEG", quality: int = 90) -> bytes:
     """A distinct, natural-ish picture per seed (smooth random blobs), encoded as `fmt`."""
     w, h = (size, size) if isinstance(size, int) else size
     rng = np.random.RandomState(seed)
     small = Image.fromarray((rng.rand(6, 6, 3) * 255).astype(np.uint8))
     img = small.resize((w, h), Image.BICUBIC)
-    noise = (rng.rand(h, w, 3) * 24 - 12)
+    noise = rng.rand(h, w, 3) * 24 - 12
     arr = np.clip(np.asarray(img, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
@@ -176,41 +184,64 @@ def serve_image(server: FakeServer, path: str, data: bytes, **kw) -> str:
 
 # -- provider APIs -------------------------------------------------------------------------------
 
+
 def json_reply(obj, status: int = 200, headers: dict | None = None) -> Reply:
     return Reply(status, json.dumps(obj).encode(), headers=headers or {}, content_type="application/json")
 
 
 def openverse_result(i: int, url: str, license: str = "cc0", width=640, height=480) -> dict:
     version = "1.0" if license == "cc0" else "4.0"
-    lurl = ("https://creativecommons.org/publicdomain/zero/1.0/" if license == "cc0"
-            else f"https://creativecommons.org/licenses/{license}/4.0/")
+    lurl = (
+        "https://creativecommons.org/publicdomain/zero/1.0/"
+        if license == "cc0"
+        else f"https://creativecommons.org/licenses/{license}/4.0/"
+    )
     return {
-        "id": f"4bc43a04-ef46-4544-a0c1-{i:012d}", "title": f"Rock {i}", "indexed_on": "2022-08-27T17:39:48Z",
-        "foreign_landing_url": f"https://stocksnap.io/photo/ROCK{i}", "url": url,
-        "creator": f"Creator {i}", "creator_url": f"https://example.org/c{i}", "license": license,
-        "license_version": version, "license_url": lurl, "provider": "stocksnap", "source": "stocksnap",
-        "category": "photograph", "filesize": 50000, "filetype": "jpg",
+        "id": f"4bc43a04-ef46-4544-a0c1-{i:012d}",
+        "title": f"Rock {i}",
+        "indexed_on": "2022-08-27T17:39:48Z",
+        "foreign_landing_url": f"https://stocksnap.io/photo/ROCK{i}",
+        "url": url,
+        "creator": f"Creator {i}",
+        "creator_url": f"https://example.org/c{i}",
+        "license": license,
+        "license_version": version,
+        "license_url": lurl,
+        "provider": "stocksnap",
+        "source": "stocksnap",
+        "category": "photograph",
+        "filesize": 50000,
+        "filetype": "jpg",
         "tags": [{"accuracy": None, "name": "rock", "unstable__provider": "stocksnap"}],
-        "attribution": f'"Rock {i}" by Creator {i} is marked with CC0 1.0.', "fields_matched": ["title"],
-        "mature": False, "height": height, "width": width,
+        "attribution": f'"Rock {i}" by Creator {i} is marked with CC0 1.0.',
+        "fields_matched": ["title"],
+        "mature": False,
+        "height": height,
+        "width": width,
         "thumbnail": f"https://api.openverse.org/v1/images/{i}/thumb/",
         "detail_url": f"https://api.openverse.org/v1/images/{i}/",
-        "related_url": f"https://api.openverse.org/v1/images/{i}/related/", "unstable__sensitivity": [],
+        "related_url": f"https://api.openverse.org/v1/images/{i}/related/",
+        "unstable__sensitivity": [],
     }
 
 
-def openverse_api(server: FakeServer, results: list[dict], page_size: int = 20,
-                  headers: dict | None = None) -> None:
+def openverse_api(
+    server: FakeServer, results: list[dict], page_size: int = 20, headers: dict | None = None
+) -> None:
     """`/v1/images/`: page-number pagination, `page_count` capped at 20, license filter honoured."""
 
     def handler(req: Request) -> Reply:
-        if req.params.get("page_size") and int(req.params["page_size"]) > 20 \
-                and "Authorization" not in req.headers:
+        if (
+            req.params.get("page_size")
+            and int(req.params["page_size"]) > 20
+            and "Authorization" not in req.headers
+        ):
             return json_reply({"detail": "Authentication credentials were not provided."}, 401)
         for bad in ("li", "lt", "pagesize", "provider"):
             if bad in req.params:
-                return json_reply({"error": "InputError", "detail": f"'{bad}' is deprecated",
-                                   "fields": [bad]}, 400)
+                return json_reply(
+                    {"error": "InputError", "detail": f"'{bad}' is deprecated", "fields": [bad]}, 400
+                )
         rows = results
         if req.params.get("license"):
             allowed = set(req.params["license"].split(","))
@@ -220,11 +251,18 @@ def openverse_api(server: FakeServer, results: list[dict], page_size: int = 20,
         count = min(20, max(1, -(-len(rows) // size)))
         if page > count:
             return json_reply({"detail": "Invalid page."}, 400)
-        chunk = rows[(page - 1) * size: page * size]
-        return json_reply({"result_count": len(rows), "page_count": count, "page_size": size, "page": page,
-                           "results": chunk},
-                          headers=headers or {"X-RateLimit-Limit-anon_burst": "5/hour",
-                                              "X-RateLimit-Available-anon_burst": "4"})
+        chunk = rows[(page - 1) * size : page * size]
+        return json_reply(
+            {
+                "result_count": len(rows),
+                "page_count": count,
+                "page_size": size,
+                "page": page,
+                "results": chunk,
+            },
+            headers=headers
+            or {"X-RateLimit-Limit-anon_burst": "5/hour", "X-RateLimit-Available-anon_burst": "4"},
+        )
 
     server.route("/v1/images/", handler)
 
@@ -234,46 +272,88 @@ def commons_page(i: int, url: str, *, artist="html", license_url=True, width=102
         "License": {"hidden": "", "source": "commons-templates", "value": "cc-by-sa-4.0"},
         "LicenseShortName": {"hidden": "", "source": "commons-desc-page", "value": "CC BY-SA 4.0"},
         "AttributionRequired": {"hidden": "", "source": "commons-desc-page", "value": "true"},
-        "Credit": {"hidden": "", "source": "commons-desc-page",
-                   "value": '<span class="int-own-work" lang="en">Own work</span>'},
+        "Credit": {
+            "hidden": "",
+            "source": "commons-desc-page",
+            "value": '<span class="int-own-work" lang="en">Own work</span>',
+        },
         "Restrictions": {"hidden": "", "source": "commons-desc-page", "value": ""},
     }
     if license_url:
-        meta["LicenseUrl"] = {"hidden": "", "source": "commons-desc-page",
-                              "value": "https://creativecommons.org/licenses/by-sa/4.0"}
+        meta["LicenseUrl"] = {
+            "hidden": "",
+            "source": "commons-desc-page",
+            "value": "https://creativecommons.org/licenses/by-sa/4.0",
+        }
     if artist == "html":
-        meta["Artist"] = {"source": "commons-desc-page",
-                          "value": f'<a href="//commons.wikimedia.org/wiki/User:P{i}" title="User:P{i}">Painter {i}</a>'}
+        meta["Artist"] = {
+            "source": "commons-desc-page",
+            "value": f'<a href="//commons.wikimedia.org/wiki/User:P{i}" title="User:P{i}">Painter {i}</a>',
+        }
     elif artist == "plain":
         meta["Artist"] = {"source": "commons-desc-page", "value": f"Plain Painter {i}"}
     name = f"Tree_{i}.jpg"
-    return {"pageid": 81754000 + i, "ns": 6, "index": i, "imagerepository": "local", "title": f"File:{name}",
-            "imageinfo": [{"url": url, "descriptionurl": f"https://commons.wikimedia.org/wiki/File:{name}",
-                           "descriptionshorturl": f"https://commons.wikimedia.org/w/index.php?curid={i}",
-                           "size": 50000, "width": width, "height": height, "mime": "image/jpeg",
-                           "mediatype": "BITMAP", "extmetadata": meta}]}
+    return {
+        "pageid": 81754000 + i,
+        "ns": 6,
+        "index": i,
+        "imagerepository": "local",
+        "title": f"File:{name}",
+        "imageinfo": [
+            {
+                "url": url,
+                "descriptionurl": f"https://commons.wikimedia.org/wiki/File:{name}",
+                "descriptionshorturl": f"https://commons.wikimedia.org/w/index.php?curid={i}",
+                "size": 50000,
+                "width": width,
+                "height": height,
+                "mime": "image/jpeg",
+                "mediatype": "BITMAP",
+                "extmetadata": meta,
+            }
+        ],
+    }
 
 
 def flickr_licenses() -> dict:
-    names = [(0, "All Rights Reserved", ""),
-             (1, "Attribution-NonCommercial-ShareAlike License", "https://creativecommons.org/licenses/by-nc-sa/2.0/"),
-             (2, "Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
-             (4, "Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
-             (5, "Attribution-ShareAlike License", "https://creativecommons.org/licenses/by-sa/2.0/"),
-             (7, "No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
-             (8, "United States Government Work", "http://www.usa.gov/copyright.shtml"),
-             (9, "Public Domain Dedication (CC0)", "https://creativecommons.org/publicdomain/zero/1.0/"),
-             (10, "Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/"),
-             (11, "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
-             (12, "CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/")]
+    names = [
+        (0, "All Rights Reserved", ""),
+        (
+            1,
+            "Attribution-NonCommercial-ShareAlike License",
+            "https://creativecommons.org/licenses/by-nc-sa/2.0/",
+        ),
+        (2, "Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
+        (4, "Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
+        (5, "Attribution-ShareAlike License", "https://creativecommons.org/licenses/by-sa/2.0/"),
+        (7, "No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
+        (8, "United States Government Work", "http://www.usa.gov/copyright.shtml"),
+        (9, "Public Domain Dedication (CC0)", "https://creativecommons.org/publicdomain/zero/1.0/"),
+        (10, "Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/"),
+        (11, "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"),
+        (12, "CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/"),
+    ]
     return {"licenses": {"license": [{"id": i, "name": n, "url": u} for i, n, u in names]}, "stat": "ok"}
 
 
 def flickr_photo(i: int, url: str, license: str = "4", sizes: str = "l") -> dict:
-    p = {"id": str(49514824000 + i), "owner": f"7192553{i}@N03", "secret": "35d1b4f8db", "server": "65535",
-         "farm": 66, "title": f"Bark {i}", "ispublic": 1, "isfriend": 0, "isfamily": 0, "license": license,
-         "ownername": f"Owner {i}", "o_width": "6000", "o_height": "4000", "views": "70",
-         "content_type": "0"}
+    p = {
+        "id": str(49514824000 + i),
+        "owner": f"7192553{i}@N03",
+        "secret": "35d1b4f8db",
+        "server": "65535",
+        "farm": 66,
+        "title": f"Bark {i}",
+        "ispublic": 1,
+        "isfriend": 0,
+        "isfamily": 0,
+        "license": license,
+        "ownername": f"Owner {i}",
+        "o_width": "6000",
+        "o_height": "4000",
+        "views": "70",
+        "content_type": "0",
+    }
     for s in sizes:
         p[f"url_{s}"] = url
         p[f"width_{s}"], p[f"height_{s}"] = 1024, 683

@@ -31,8 +31,10 @@ def server():
 
 
 def make(server: FakeServer, name: str, key: str | None = "KEY", base_path: str = "", **api_kw):
-    client = GuardedClient(FetchConfig(backoff_base=0.01, backoff_cap=0.05, max_attempts=3),
-                           SafetyPolicy.from_strings([server.allow]))
+    client = GuardedClient(
+        FetchConfig(backoff_base=0.01, backoff_cap=0.05, max_attempts=3),
+        SafetyPolicy.from_strings([server.allow]),
+    )
     api = ApiClient(client, name, **api_kw)
     return PROVIDERS[name](api, server.base + base_path, key)
 
@@ -42,6 +44,7 @@ def collect(provider, query="rocks", **opts):
 
 
 # -- Openverse ---------------------------------------------------------------------------------
+
 
 def test_openverse_pages_fields_and_licence_filter(server):
     results = [openverse_result(i, f"https://img{i % 3}.example.org/{i}.jpg") for i in range(45)]
@@ -79,9 +82,15 @@ def test_openverse_429_with_scoped_headers_is_retried(server):
     def handler(req):
         state["n"] += 1
         if state["n"] == 1:
-            return json_reply({"detail": "Request was throttled. Expected available in 1 second."}, 429,
-                              {"Retry-After": "1", "X-RateLimit-Limit-anon_burst": "5/hour",
-                               "X-RateLimit-Available-anon_burst": "0"})
+            return json_reply(
+                {"detail": "Request was throttled. Expected available in 1 second."},
+                429,
+                {
+                    "Retry-After": "1",
+                    "X-RateLimit-Limit-anon_burst": "5/hour",
+                    "X-RateLimit-Available-anon_burst": "0",
+                },
+            )
         return json_reply({"result_count": 1, "page_count": 1, "page_size": 20, "page": 1, "results": rows})
 
     server.route("/v1/images/", handler)
@@ -90,9 +99,17 @@ def test_openverse_429_with_scoped_headers_is_retried(server):
 
 
 def test_openverse_400_error_body_is_reported(server):
-    server.route("/v1/images/", json_reply({"error": "InputError", "detail": "Invalid input given for fields. "
-                                            "'license' -> License 'PDMNBCG' does not exist.",
-                                            "fields": ["license"]}, 400))
+    server.route(
+        "/v1/images/",
+        json_reply(
+            {
+                "error": "InputError",
+                "detail": "Invalid input given for fields. 'license' -> License 'PDMNBCG' does not exist.",
+                "fields": ["license"],
+            },
+            400,
+        ),
+    )
     with pytest.raises(ApiError, match="PDMNBCG") as e:
         collect(make(server, "openverse", key=None, base_path="/v1"))
     assert not e.value.fatal and server.hits["/v1/images/"] == 1
@@ -100,8 +117,11 @@ def test_openverse_400_error_body_is_reported(server):
 
 def test_openverse_quota_used_up_stops_the_provider(server):
     rows = [openverse_result(i, f"https://x.example.org/{i}.jpg") for i in range(40)]
-    openverse_api(server, rows, headers={"X-RateLimit-Limit-anon_burst": "5/hour",
-                                         "X-RateLimit-Available-anon_burst": "0"})
+    openverse_api(
+        server,
+        rows,
+        headers={"X-RateLimit-Limit-anon_burst": "5/hour", "X-RateLimit-Available-anon_burst": "0"},
+    )
     pages = make(server, "openverse", key=None, base_path="/v1", max_wait=5).pages("rocks", SearchOptions())
     assert len(next(pages)) == 20
     with pytest.raises(ApiError, match="rate limit used up") as e:
@@ -111,13 +131,15 @@ def test_openverse_quota_used_up_stops_the_provider(server):
 
 # -- Wikimedia Commons -------------------------------------------------------------------------
 
+
 def commons_handler(server):
     p = [commons_page(i, f"https://upload.wikimedia.org/t/{i}.jpg") for i in range(1, 6)]
     p[1] = commons_page(2, "https://upload.wikimedia.org/t/2.jpg", artist="plain", license_url=False)
     p[2] = commons_page(3, "https://upload.wikimedia.org/t/3.jpg", artist=None)
     big = commons_page(6, "https://upload.wikimedia.org/orig/6.jpg", width=5514, height=3102)
-    big["imageinfo"][0].update(thumburl="https://upload.wikimedia.org/thumb/6.jpg/1280px-6.jpg",
-                               thumbwidth=1280, thumbheight=720)
+    big["imageinfo"][0].update(
+        thumburl="https://upload.wikimedia.org/thumb/6.jpg/1280px-6.jpg", thumbwidth=1280, thumbheight=720
+    )
 
     def handler(req):
         q = req.params
@@ -129,14 +151,31 @@ def commons_handler(server):
             # page 1 is still to come through iicontinue, so no batchcomplete.
             p1 = dict(p[0])
             p1.pop("imageinfo")
-            return json_reply({"continue": {"iicontinue": "Tree_1.jpg|20240101", "continue": "gsroffset||"},
-                               "query": {"pages": [p[1], p1]}})
+            return json_reply(
+                {
+                    "continue": {"iicontinue": "Tree_1.jpg|20240101", "continue": "gsroffset||"},
+                    "query": {"pages": [p[1], p1]},
+                }
+            )
         if q.get("iicontinue"):
-            return json_reply({"batchcomplete": True, "continue": {"gsroffset": 2, "continue": "gsroffset||"},
-                               "query": {"pages": [{"pageid": p[0]["pageid"], "ns": 6, "index": 1,
-                                                    "title": p[0]["title"], "imageinfo": p[0]["imageinfo"]},
-                                                   {"pageid": p[1]["pageid"], "ns": 6, "index": 2,
-                                                    "title": p[1]["title"]}]}})
+            return json_reply(
+                {
+                    "batchcomplete": True,
+                    "continue": {"gsroffset": 2, "continue": "gsroffset||"},
+                    "query": {
+                        "pages": [
+                            {
+                                "pageid": p[0]["pageid"],
+                                "ns": 6,
+                                "index": 1,
+                                "title": p[0]["title"],
+                                "imageinfo": p[0]["imageinfo"],
+                            },
+                            {"pageid": p[1]["pageid"], "ns": 6, "index": 2, "title": p[1]["title"]},
+                        ]
+                    },
+                }
+            )
         assert q["gsroffset"] == "2" and q["continue"] == "gsroffset||"
         return json_reply({"batchcomplete": True, "query": {"pages": [p[2], p[3], p[4], big]}})
 
@@ -160,10 +199,20 @@ def test_wikimedia_continuation_merging_and_fields(server):
 
 
 def test_wikimedia_error_in_http_200(server):
-    server.route("/w/api.php", json_reply(
-        {"error": {"code": "badvalue", "info": "Unrecognized value for parameter \"gsrwhat\".",
-                   "docref": "See https://commons.wikimedia.org/w/api.php for API usage."},
-         "servedby": "mw-api-ext.eqiad.main-7f9c"}, headers={"MediaWiki-API-Error": "badvalue"}))
+    server.route(
+        "/w/api.php",
+        json_reply(
+            {
+                "error": {
+                    "code": "badvalue",
+                    "info": 'Unrecognized value for parameter "gsrwhat".',
+                    "docref": "See https://commons.wikimedia.org/w/api.php for API usage.",
+                },
+                "servedby": "mw-api-ext.eqiad.main-7f9c",
+            },
+            headers={"MediaWiki-API-Error": "badvalue"},
+        ),
+    )
     with pytest.raises(ApiError, match="Unrecognized value"):
         collect(make(server, "wikimedia", key=None, base_path="/w/api.php"))
     assert server.hits["/w/api.php"] == 1
@@ -175,16 +224,24 @@ def test_wikimedia_maxlag_is_retried_and_edge_429_is_not(server):
     def handler(req):
         state["n"] += 1
         if state["n"] == 1:
-            return json_reply({"error": {"code": "maxlag", "info": "Waiting for a database server: 6 seconds lagged."}},
-                              headers={"MediaWiki-API-Error": "maxlag", "Retry-After": "0", "X-Database-Lag": "6"})
-        return json_reply({"batchcomplete": True, "query": {"pages": [
-            commons_page(1, "https://upload.wikimedia.org/t/1.jpg")]}})
+            return json_reply(
+                {"error": {"code": "maxlag", "info": "Waiting for a database server: 6 seconds lagged."}},
+                headers={"MediaWiki-API-Error": "maxlag", "Retry-After": "0", "X-Database-Lag": "6"},
+            )
+        return json_reply(
+            {
+                "batchcomplete": True,
+                "query": {"pages": [commons_page(1, "https://upload.wikimedia.org/t/1.jpg")]},
+            }
+        )
 
     server.route("/w/api.php", handler)
     assert len(collect(make(server, "wikimedia", key=None, base_path="/w/api.php"))) == 1
     assert state["n"] == 2
-    server.route("/w/api.php", Reply(429, b"Use thumbnail steps listed on https://w.wiki/GHai",
-                                     content_type="text/plain"))
+    server.route(
+        "/w/api.php",
+        Reply(429, b"Use thumbnail steps listed on https://w.wiki/GHai", content_type="text/plain"),
+    )
     server.hits.clear()
     with pytest.raises(ApiError, match="thumbnail"):
         collect(make(server, "wikimedia", key=None, base_path="/w/api.php"))
@@ -192,6 +249,7 @@ def test_wikimedia_maxlag_is_retried_and_edge_429_is_not(server):
 
 
 # -- Flickr ------------------------------------------------------------------------------------
+
 
 def flickr_handler(server, photos, per_page_pages=2):
     def handler(req):
@@ -204,17 +262,29 @@ def flickr_handler(server, photos, per_page_pages=2):
         page = int(q["page"])
         rows = [p for p in photos if p["license"] in wanted]
         half = -(-len(rows) // per_page_pages)
-        chunk = rows[(page - 1) * half: page * half]
+        chunk = rows[(page - 1) * half : page * half]
         # pages/total as strings, as some real responses have them
-        return json_reply({"photos": {"page": page, "pages": str(per_page_pages), "perpage": half,
-                                      "total": str(len(rows)), "photo": chunk}, "stat": "ok"})
+        return json_reply(
+            {
+                "photos": {
+                    "page": page,
+                    "pages": str(per_page_pages),
+                    "perpage": half,
+                    "total": str(len(rows)),
+                    "photo": chunk,
+                },
+                "stat": "ok",
+            }
+        )
 
     server.route("/services/rest/", handler)
 
 
 def test_flickr_licences_sizes_and_pages(server):
-    photos = [flickr_photo(i, f"https://live.staticflickr.com/65535/{i}_b.jpg", license=lic)
-              for i, lic in enumerate(["4", "5", "2", "9", "0", "12", "10"])]
+    photos = [
+        flickr_photo(i, f"https://live.staticflickr.com/65535/{i}_b.jpg", license=lic)
+        for i, lic in enumerate(["4", "5", "2", "9", "0", "12", "10"])
+    ]
     photos.append(flickr_photo(7, "https://live.staticflickr.com/65535/7_m.jpg", sizes="m"))
     photos.append(flickr_photo(8, "https://live.staticflickr.com/65535/8.jpg", sizes=""))  # no url_* at all
     flickr_handler(server, photos)
@@ -225,8 +295,11 @@ def test_flickr_licences_sizes_and_pages(server):
     ids = {c.provider_id for c in got}
     assert ids == {str(49514824000 + i) for i in (0, 1, 3, 5, 6, 7)}
     by = next(c for c in got if c.provider_id == "49514824000")
-    assert (by.license, by.license_version, by.license_url) == ("by", "2.0",
-                                                                 "https://creativecommons.org/licenses/by/2.0/")
+    assert (by.license, by.license_version, by.license_url) == (
+        "by",
+        "2.0",
+        "https://creativecommons.org/licenses/by/2.0/",
+    )
     assert by.landing_url == "https://www.flickr.com/photos/71925530@N03/49514824000"
     assert by.creator == "Owner 0" and (by.width, by.height) == (1024, 683)
     assert {c.license for c in got} >= {"cc0", "by-sa", "pdm"}
@@ -240,7 +313,9 @@ def test_flickr_errors_in_http_200(server):
             state["n"] += 1
             if state["n"] == 1:
                 return json_reply({"stat": "fail", "code": 105, "message": "Service currently unavailable"})
-            return json_reply({"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"})
+            return json_reply(
+                {"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}
+            )
         raise AssertionError("search must not run")
 
     server.route("/services/rest/", handler)
@@ -257,17 +332,25 @@ def test_flickr_needs_a_key(monkeypatch):
 
 # -- opt-in providers ------------------------------------------------------------------------
 
+
 def test_unsplash(server):
     def handler(req):
         assert req.headers["Authorization"] == "Client-ID KEY" and req.headers["Accept-Version"] == "v1"
         page = int(req.params["page"])
         assert req.params["per_page"] == "30"
-        r = {"id": f"Dwu85P9SOI{page}", "width": 5616, "height": 3744, "description": None,
-             "alt_description": "man on a rock",
-             "urls": {"raw": f"https://images.unsplash.com/photo-{page}?ixid=Mnw", "full": "x", "thumb": "t"},
-             "links": {"html": f"https://unsplash.com/photos/{page}",
-                       "download_location": f"{server.base}/photos/{page}/download?ixid=Mnw"},
-             "user": {"name": "Brian Aguirre", "links": {"html": "https://unsplash.com/@brianaguirre"}}}
+        r = {
+            "id": f"Dwu85P9SOI{page}",
+            "width": 5616,
+            "height": 3744,
+            "description": None,
+            "alt_description": "man on a rock",
+            "urls": {"raw": f"https://images.unsplash.com/photo-{page}?ixid=Mnw", "full": "x", "thumb": "t"},
+            "links": {
+                "html": f"https://unsplash.com/photos/{page}",
+                "download_location": f"{server.base}/photos/{page}/download?ixid=Mnw",
+            },
+            "user": {"name": "Brian Aguirre", "links": {"html": "https://unsplash.com/@brianaguirre"}},
+        }
         premium = dict(r, id="plus", premium=True)
         return json_reply({"total": 3, "total_pages": 2, "results": [r, premium]})
 
@@ -295,15 +378,31 @@ def test_pexels_and_its_header_less_429(server):
         page = int(req.params["page"])
         if state["n"] == 2:
             return json_reply({"error": "Rate limit exceeded"}, 429)  # no headers at all on a 429
-        photo = {"id": 1619317 + page, "width": 3200, "height": 2125, "url": f"https://www.pexels.com/photo/{page}/",
-                 "photographer": "James Wheeler", "photographer_url": "https://www.pexels.com/@souvenirpixels",
-                 "photographer_id": "558609", "avg_color": "#5C575E",
-                 "src": {"original": f"https://images.pexels.com/photos/{page}/p.jpeg"}, "alt": "Red canoes"}
+        photo = {
+            "id": 1619317 + page,
+            "width": 3200,
+            "height": 2125,
+            "url": f"https://www.pexels.com/photo/{page}/",
+            "photographer": "James Wheeler",
+            "photographer_url": "https://www.pexels.com/@souvenirpixels",
+            "photographer_id": "558609",
+            "avg_color": "#5C575E",
+            "src": {"original": f"https://images.pexels.com/photos/{page}/p.jpeg"},
+            "alt": "Red canoes",
+        }
         body = {"total_results": 2, "page": page, "per_page": 80, "photos": [photo]}
         if page == 1:
-            body["next_page"] = f"https://api.pexels.com/v1/search/?page=2&per_page=80&query={req.params['query']}"
-        return json_reply(body, headers={"X-Ratelimit-Limit": "20000", "X-Ratelimit-Remaining": "19999",
-                                         "X-Ratelimit-Reset": str(reset)})
+            body["next_page"] = (
+                f"https://api.pexels.com/v1/search/?page=2&per_page=80&query={req.params['query']}"
+            )
+        return json_reply(
+            body,
+            headers={
+                "X-Ratelimit-Limit": "20000",
+                "X-Ratelimit-Remaining": "19999",
+                "X-Ratelimit-Reset": str(reset),
+            },
+        )
 
     server.route("/v1/search", handler)
     t0 = time.monotonic()
@@ -318,13 +417,24 @@ def test_pixabay_pages_from_total_hits_and_plain_text_errors(server):
         assert req.params["key"] == "KEY" and req.params["per_page"] == "200"
         assert req.params["min_width"] == "512"
         page = int(req.params["page"])
-        hits = [{"id": 195893 + page * 1000 + i, "pageURL": f"https://pixabay.com/en/x-{i}/", "type": "photo",
-                 "tags": "blossom, bloom", "largeImageURL": f"https://pixabay.com/get/{page}_{i}_1280.jpg",
-                 "imageWidth": 4000, "imageHeight": 2250, "user_id": 48777, "user": "Josch13"}
-                for i in range(200 if page == 1 else 50)]
-        return json_reply({"total": 4692, "totalHits": 250, "hits": hits},
-                          headers={"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99",
-                                   "X-RateLimit-Reset": "60"})
+        hits = [
+            {
+                "id": 195893 + page * 1000 + i,
+                "pageURL": f"https://pixabay.com/en/x-{i}/",
+                "type": "photo",
+                "tags": "blossom, bloom",
+                "largeImageURL": f"https://pixabay.com/get/{page}_{i}_1280.jpg",
+                "imageWidth": 4000,
+                "imageHeight": 2250,
+                "user_id": 48777,
+                "user": "Josch13",
+            }
+            for i in range(200 if page == 1 else 50)
+        ]
+        return json_reply(
+            {"total": 4692, "totalHits": 250, "hits": hits},
+            headers={"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "60"},
+        )
 
     server.route("/api/", handler)
     got = collect(make(server, "pixabay", base_path="/api"), min_size=512)
@@ -339,23 +449,63 @@ def test_pixabay_pages_from_total_hits_and_plain_text_errors(server):
 def test_brave(server):
     def handler(req):
         assert req.headers["X-Subscription-Token"] == "KEY" and req.params["count"] == "200"
-        return json_reply({"type": "images", "query": {"original": "mountain"}, "results": [
-            {"type": "image_result", "title": "Mountain", "url": "https://example.com/page", "source": "example.com",
-             "thumbnail": {"src": "https://imgs.search.brave.com/Zk3q"},
-             "properties": {"url": "https://example.com/images/m.jpg", "width": 1920, "height": 1080}},
-            {"type": "image_result", "title": "No size", "url": "https://example.net/p", "source": "example.net",
-             "properties": {"url": "https://example.net/i.jpg"}}]},
-            headers={"X-RateLimit-Limit": "1, 15000", "X-RateLimit-Policy": "1;w=1, 15000;w=2592000",
-                     "X-RateLimit-Remaining": "1, 1000", "X-RateLimit-Reset": "1, 1419704"})
+        return json_reply(
+            {
+                "type": "images",
+                "query": {"original": "mountain"},
+                "results": [
+                    {
+                        "type": "image_result",
+                        "title": "Mountain",
+                        "url": "https://example.com/page",
+                        "source": "example.com",
+                        "thumbnail": {"src": "https://imgs.search.brave.com/Zk3q"},
+                        "properties": {
+                            "url": "https://example.com/images/m.jpg",
+                            "width": 1920,
+                            "height": 1080,
+                        },
+                    },
+                    {
+                        "type": "image_result",
+                        "title": "No size",
+                        "url": "https://example.net/p",
+                        "source": "example.net",
+                        "properties": {"url": "https://example.net/i.jpg"},
+                    },
+                ],
+            },
+            headers={
+                "X-RateLimit-Limit": "1, 15000",
+                "X-RateLimit-Policy": "1;w=1, 15000;w=2592000",
+                "X-RateLimit-Remaining": "1, 1000",
+                "X-RateLimit-Reset": "1, 1419704",
+            },
+        )
 
     server.route("/res/v1/images/search", handler)
     got = collect(make(server, "brave", base_path="/res/v1"))
     assert [c.image_url for c in got] == ["https://example.com/images/m.jpg", "https://example.net/i.jpg"]
-    assert got[0].license is None and got[1].width is None and got[0].landing_url == "https://example.com/page"
-    server.route("/res/v1/images/search", json_reply(
-        {"type": "ErrorResponse", "error": {"id": "x", "status": 401, "code": "SUBSCRIPTION_TOKEN_INVALID",
-                                            "detail": "The provided subscription token is invalid.", "meta": {}},
-         "time": 1730000000}, 401))
+    assert (
+        got[0].license is None and got[1].width is None and got[0].landing_url == "https://example.com/page"
+    )
+    server.route(
+        "/res/v1/images/search",
+        json_reply(
+            {
+                "type": "ErrorResponse",
+                "error": {
+                    "id": "x",
+                    "status": 401,
+                    "code": "SUBSCRIPTION_TOKEN_INVALID",
+                    "detail": "The provided subscription token is invalid.",
+                    "meta": {},
+                },
+                "time": 1730000000,
+            },
+            401,
+        ),
+    )
     with pytest.raises(ApiError, match="subscription token is invalid") as e:
         collect(make(server, "brave", base_path="/res/v1"))
     assert e.value.fatal
@@ -367,27 +517,48 @@ def test_serpapi(server):
         ijn = int(req.params["ijn"])
         if ijn == 2:
             return json_reply({"search_metadata": {"status": "Success"}})  # no images_results: done
-        return json_reply({"search_metadata": {"status": "Success"},
-                           "images_results": [{"position": 1, "title": f"Anime {ijn}", "link": "https://www.ign.com/a",
-                                               "original": f"https://assets.example.com/{ijn}.jpg",
-                                               "original_width": 1280, "original_height": 720}],
-                           "serpapi_pagination": {"current": ijn, "next": "https://serpapi.com/search.json?ijn=x"}})
+        return json_reply(
+            {
+                "search_metadata": {"status": "Success"},
+                "images_results": [
+                    {
+                        "position": 1,
+                        "title": f"Anime {ijn}",
+                        "link": "https://www.ign.com/a",
+                        "original": f"https://assets.example.com/{ijn}.jpg",
+                        "original_width": 1280,
+                        "original_height": 720,
+                    }
+                ],
+                "serpapi_pagination": {"current": ijn, "next": "https://serpapi.com/search.json?ijn=x"},
+            }
+        )
 
     server.route("/search.json", handler)
     got = collect(make(server, "serpapi"))
-    assert [c.image_url for c in got] == ["https://assets.example.com/0.jpg", "https://assets.example.com/1.jpg"]
+    assert [c.image_url for c in got] == [
+        "https://assets.example.com/0.jpg",
+        "https://assets.example.com/1.jpg",
+    ]
     assert server.hits["/search.json"] == 3
-    server.route("/search.json", json_reply({"error": "Invalid API key. Your API key should be here: ..."}, 401))
+    server.route(
+        "/search.json", json_reply({"error": "Invalid API key. Your API key should be here: ..."}, 401)
+    )
     with pytest.raises(ApiError, match="Invalid API key"):
         collect(make(server, "serpapi"))
 
 
 # -- quota header shapes ------------------------------------------------------------------------
 
+
 def test_quota_header_shapes():
     now = 1_700_000_000.0
-    assert quota_wait({"X-RateLimit-Available-anon_burst": "4", "X-RateLimit-Limit-anon_burst": "5/hour"}) == 0
-    assert quota_wait({"X-RateLimit-Available-anon_burst": "0", "X-RateLimit-Limit-anon_burst": "5/hour"}) == 720
+    assert (
+        quota_wait({"X-RateLimit-Available-anon_burst": "4", "X-RateLimit-Limit-anon_burst": "5/hour"}) == 0
+    )
+    assert (
+        quota_wait({"X-RateLimit-Available-anon_burst": "0", "X-RateLimit-Limit-anon_burst": "5/hour"}) == 720
+    )
     assert quota_wait({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(int(now) + 30)}, now) == 30
     assert quota_wait({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "42"}, now) == 42
     assert quota_wait({"X-RateLimit-Remaining": "0, 1000", "X-RateLimit-Reset": "1, 1419704"}, now) == 1

@@ -42,15 +42,32 @@ def client_for(server: FakeServer, **kw) -> GuardedClient:
     return GuardedClient(cfg, SafetyPolicy.from_strings([server.allow]))
 
 
-@pytest.mark.parametrize("address,public", [
-    ("8.8.8.8", True), ("2606:4700:4700::1111", True),
-    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
-    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
-    ("255.255.255.255", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
-    ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False), ("::ffff:8.8.8.8", True),
-    ("64:ff9b::a00:1", False), ("64:ff9b::808:808", True), ("2002:a00:1::1", False),
-    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo whose client maps to 10.0.0.1
-])
+@pytest.mark.parametrize(
+    "address,public",
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::a00:1", False),
+        ("64:ff9b::808:808", True),
+        ("2002:a00:1::1", False),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo whose client maps to 10.0.0.1
+    ],
+)
 def test_is_public_address(address, public):
     assert is_public_address(address) is public
 
@@ -59,11 +76,17 @@ def fixed(addresses):
     return lambda host, port: list(addresses)
 
 
-@pytest.mark.parametrize("url,reason", [
-    ("file:///etc/passwd", "bad scheme"), ("ftp://example.org/a.jpg", "bad scheme"),
-    ("gopher://example.org/", "bad scheme"), ("http://user:pw@example.org/a.jpg", "userinfo in url"),
-    ("http://example.org:8080/a.jpg", "port not allowed"), ("http:///a.jpg", "bad url"),
-])
+@pytest.mark.parametrize(
+    "url,reason",
+    [
+        ("file:///etc/passwd", "bad scheme"),
+        ("ftp://example.org/a.jpg", "bad scheme"),
+        ("gopher://example.org/", "bad scheme"),
+        ("http://user:pw@example.org/a.jpg", "userinfo in url"),
+        ("http://example.org:8080/a.jpg", "port not allowed"),
+        ("http:///a.jpg", "bad url"),
+    ],
+)
 def test_check_url_refuses_bad_urls(url, reason):
     with pytest.raises(BlockedURL) as e:
         check_url(url, SafetyPolicy(), fixed(["93.184.216.34"]))
@@ -77,7 +100,12 @@ def test_any_private_address_blocks_the_host():
     with pytest.raises(BlockedURL, match="private address"):
         check_url("http://localhost/a.jpg", SafetyPolicy())
     t = check_url("https://cdn.example.org/a.jpg", SafetyPolicy(), fixed(["93.184.216.34"]))
-    assert (t.ip, t.host, t.port, t.host_header) == ("93.184.216.34", "cdn.example.org", 443, "cdn.example.org")
+    assert (t.ip, t.host, t.port, t.host_header) == (
+        "93.184.216.34",
+        "cdn.example.org",
+        443,
+        "cdn.example.org",
+    )
 
 
 def test_allow_host_is_exact_host_and_port():
@@ -112,21 +140,26 @@ def test_connection_is_pinned_to_the_checked_address(server):
 
 def test_user_agent_is_descriptive(server):
     server.route("/a", Reply(200, b"x"))
-    client = GuardedClient(FetchConfig(user_agent=user_agent("https://example.org/me")),
-                           SafetyPolicy.from_strings([server.allow]))
+    client = GuardedClient(
+        FetchConfig(user_agent=user_agent("https://example.org/me")),
+        SafetyPolicy.from_strings([server.allow]),
+    )
     client.get(server.base + "/a")
     ua = server.calls("/a")[0].headers["User-Agent"]
     assert ua.startswith("bender/") and "(https://example.org/me)" in ua and "requests/" in ua
 
 
-@pytest.mark.parametrize("location,reason", [
-    ("http://127.0.0.1:{other}/b", "port not allowed"),  # same machine, another (unlisted) port
-    ("http://10.0.0.1/b", "private address"),
-    ("http://169.254.169.254/latest/meta-data/", "private address"),
-    ("http://[::ffff:169.254.169.254]/", "private address"),
-    ("file:///etc/passwd", "bad scheme"),
-    ("http://100.64.0.1/", "private address"),
-])
+@pytest.mark.parametrize(
+    "location,reason",
+    [
+        ("http://127.0.0.1:{other}/b", "port not allowed"),  # same machine, another (unlisted) port
+        ("http://10.0.0.1/b", "private address"),
+        ("http://169.254.169.254/latest/meta-data/", "private address"),
+        ("http://[::ffff:169.254.169.254]/", "private address"),
+        ("file:///etc/passwd", "bad scheme"),
+        ("http://100.64.0.1/", "private address"),
+    ],
+)
 def test_redirects_are_checked_on_every_hop(server, location, reason):
     with FakeServer() as other:
         server.route("/a", Reply(302, b"", headers={"Location": location.format(other=other.port)}))
@@ -230,7 +263,9 @@ def test_html_served_as_jpeg_is_refused_after_the_first_bytes(server):
     with pytest.raises(FetchError, match="not an image"):
         client_for(server).get(server.base + "/fake.jpg", head_check=head_check)
     server.route("/real.jpg", Reply(200, make_image(1), content_type="application/octet-stream"))
-    assert client_for(server).get(server.base + "/real.jpg", head_check=head_check).body[:3] == b"\xff\xd8\xff"
+    assert (
+        client_for(server).get(server.base + "/real.jpg", head_check=head_check).body[:3] == b"\xff\xd8\xff"
+    )
 
 
 def test_parse_retry_after():
