@@ -110,22 +110,23 @@ def test_scrape_end_to_end_and_resume(server, tmp_path):
     for r in kept:
         data = (out / r["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == r["sha256"] and r["path"] == f"images/{r['sha256']}.jpg"
-        assert r["width"] == 96 and r["height"] == 96 and len(r["phash"]) == 16 and r["reason"] is None
+        assert r["width"] == r["height"] in (80, 96) and len(r["phash"]) == 16 and r["reason"] is None
         assert r["license"] and r["attribution"] and r["landing_url"] and r["fetched_at"].endswith("Z")
         assert r["query"] == "rocks" and r["provider"] in ("openverse", "wikimedia")
-    assert {hashlib.sha256(img[i]).hexdigest() for i in range(7)} == {r["sha256"] for r in kept}
+    kept_shas = {r["sha256"] for r in kept}
+    assert {hashlib.sha256(img[i]).hexdigest() for i in (0, 2, 3, 4, 5, 6)} <= kept_shas
     assert len(list((out / "images").iterdir())) == 7
 
     def status(path):
         return next(r for u, r in by_url.items() if u.endswith(path) or u == path)
 
-    sha0 = hashlib.sha256(img[0]).hexdigest()
-    assert (status("/img/copy-of-0.jpg")["status"], status("/img/copy-of-0.jpg")["reason"]) == (
-        "duplicate",
-        f"duplicate of {sha0}",
-    )
-    near = status("/img/near-1.jpg")
-    assert near["status"] == "duplicate" and near["provider"] == "wikimedia"  # across providers
+    # Workers run in parallel, so which copy wins is a race; exactly one of each pair is kept and
+    # the other names it.
+    for a, b in (("/img/0.jpg", "/img/copy-of-0.jpg"), ("/img/1.jpg", "/img/near-1.jpg")):
+        pair = sorted((status(a), status(b)), key=lambda r: r["status"])
+        assert [r["status"] for r in pair] == ["duplicate", "kept"]
+        assert pair[0]["reason"] == f"duplicate of {pair[1]['sha256']}"
+    assert status("/img/1.jpg")["provider"] != status("/img/near-1.jpg")["provider"]  # across providers
     assert status("/img/html.jpg")["reason"] == "not an image"
     assert status("/img/bomb.png")["reason"] == "bomb"
     assert status("/img/trunc.jpg")["reason"] == "corrupt image"
