@@ -70,6 +70,7 @@ class FetchConfig:
     max_retry_after: float = 300.0  # a longer Retry-After gives up instead of sleeping
     per_host: int = 2
     pool_size: int = 32
+    ca_bundle: str | None = None  # extra CA file for TLS checks (tests, private mirrors); None: certifi
 
 
 class FetchError(Exception):
@@ -138,6 +139,8 @@ class GuardedClient:
         self.sleep = sleep
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or .netrc: they would bypass the pinning
+        if self.config.ca_bundle:
+            self.session.verify = self.config.ca_bundle
         adapter = PinnedAdapter(pool_connections=self.config.pool_size,
                                 pool_maxsize=self.config.pool_size, max_retries=0)
         self.session.adapters.clear()

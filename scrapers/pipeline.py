@@ -13,6 +13,7 @@ reason; network failures are tried again).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -117,6 +118,9 @@ def build_providers(config: ScrapeConfig, client: GuardedClient,
                 raise BenderError(f"{name} is opt-in. {cls.terms_warning} If you have that permission, "
                                   "rerun with --accept-terms")
             warn(f"warning: {name}: {cls.terms_warning}")
+        if name == "wikimedia" and not config.contact:
+            warn("warning: wikimedia asks every client to give a contact in its User-Agent: "
+                 "pass --contact URL-or-email (or set BENDER_CONTACT)")
         key = cls.key_from_env() if cls.key_name else None
         api = None
         if not cls.local:
@@ -162,11 +166,9 @@ class Scraper:
         self.done = {i for i, rec in self.records.items() if is_final(rec)
                      and not (rec.get("status") == "kept" and rec.get("path")
                               and not (self.out / rec["path"]).exists())}
-        fetch = cfg.fetch or FetchConfig()
-        fetch.user_agent = user_agent(cfg.contact)
-        fetch.per_host = cfg.per_host
-        fetch.max_bytes = cfg.max_bytes
-        fetch.pool_size = max(fetch.pool_size, cfg.workers * 2)
+        base = cfg.fetch or FetchConfig()
+        fetch = dataclasses.replace(base, user_agent=user_agent(cfg.contact), per_host=cfg.per_host,
+                                    max_bytes=cfg.max_bytes, pool_size=max(base.pool_size, cfg.workers * 2))
         self.client = GuardedClient(fetch, SafetyPolicy.from_strings(cfg.allow_hosts), cfg.resolve)
         self.providers = build_providers(cfg, self.client, self.warn)
         self.options = SearchOptions(licenses=cfg.licenses, min_size=cfg.min_size,
@@ -181,10 +183,17 @@ class Scraper:
         self.network_messages: set[str] = set()
         self.seen: set[str] = set()
         try:
-            with ManifestWriter(self.out / MANIFEST_NAME, fsync=self.config.fsync) as self.writer, \
-                    ThreadPoolExecutor(self.config.workers, thread_name_prefix="scrape") as self.pool:
-                for query in self.config.queries:
-                    self._run_query(query)
+            with ManifestWriter(self.out / MANIFEST_NAME, fsync=self.config.fsync) as self.writer:
+                self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="scrape")
+                try:
+                    for query in self.config.queries:
+                        self._run_query(query)
+                except BaseException:
+                    # Ctrl-C or an error: drop queued work, let running downloads record themselves
+                    # (each is bounded by the download deadline) while the manifest is still open.
+                    self.pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                self.pool.shutdown(wait=True)
         finally:
             self.client.close()
         s = self.summary
@@ -221,6 +230,10 @@ class Scraper:
                         continue
                     except ApiError as e:
                         self._provider_failed(provider, e)
+                        continue
+                    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a malformed page
+                        self._provider_failed(provider, ApiError(
+                            f"{provider.name}: unexpected response ({type(e).__name__}: {e})", fatal=True))
                         continue
                     rr.append((provider, pages))
                     pending.extend((provider, c) for c in page)

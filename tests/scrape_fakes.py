@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -50,7 +51,7 @@ Handler = Callable[[Request], Reply]
 class FakeServer:
     """A threaded HTTP server on 127.0.0.1 routing exact paths to handlers; counts hits per path."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple[str, str] | None = None):
         self.routes: dict[str, Handler] = {}
         self.hits: Counter = Counter()
         self.requests: list[Request] = []
@@ -84,8 +85,12 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, client_address: None  # resets are on purpose
+        if tls is not None:  # (certfile, keyfile)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.allow = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 

@@ -252,12 +252,13 @@ def test_urls_provider_txt_and_csv(server, tmp_path):
     args = ["-p", "urls", "--out", str(out), "--allow-host", server.allow, "-q"]
     result = run_cli(str(tmp_path / "list.txt"), str(tmp_path / "list.csv"), *args)
     assert result.exit_code == 0, result.output
-    recs = list(load_manifest(out / "manifest.jsonl").values())
+    recs = {r["image_url"].rsplit("/", 1)[1]: r for r in load_manifest(out / "manifest.jsonl").values()}
     # b.jpg is listed twice: decided once (first listing wins), never superseded by a "duplicate"
-    assert [r["status"] for r in recs] == ["kept", "kept", "kept"]
-    assert recs[0]["path"].endswith(".png") and recs[1]["query"].endswith("list.txt")
+    assert sorted(recs) == ["a.png", "b.jpg", "c.jpg"]
+    assert all(r["status"] == "kept" for r in recs.values())
+    assert recs["a.png"]["path"].endswith(".png") and recs["b.jpg"]["query"].endswith("list.txt")
     assert server.hits["/img/b.jpg"] == 1
-    c = recs[2]
+    c = recs["c.jpg"]
     assert (c["license"], c["license_version"], c["creator"], c["title"]) == ("cc0", "1.0", "Bo", "Stone")
     assert c["license_url"] == "https://creativecommons.org/publicdomain/zero/1.0/"
 

@@ -6,7 +6,9 @@ address, so a broken guard shows up as a failed test, never as traffic to 10.x o
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -274,3 +276,52 @@ def test_parse_retry_after():
     assert parse_retry_after("soon") is None
     when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 25 <= parse_retry_after(when) <= 31
+
+
+def self_signed(tmp_path, name: str) -> tuple[str, str]:
+    cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_is_pinned_and_still_checks_the_certificate_name(tmp_path):
+    # The client connects to 127.0.0.1 (the checked address) yet sends SNI and verifies the
+    # certificate for the host name: a certificate for another name must fail.
+    good = self_signed(tmp_path, "pinned.test")
+    bad = self_signed(tmp_path, "other.test")
+    for (cert, key), ok in ((good, True), (bad, False)):
+        with FakeServer(tls=(cert, key)) as server:
+            server.route("/a", Reply(200, b"secret"))
+            policy = SafetyPolicy.from_strings([f"pinned.test:{server.port}"])
+            cfg = FetchConfig(ca_bundle=cert, max_attempts=1)
+            client = GuardedClient(cfg, policy, lambda host, port: ["127.0.0.1"])
+            url = f"https://pinned.test:{server.port}/a"
+            if ok:
+                assert client.get(url).body == b"secret"
+            else:
+                with pytest.raises(FetchError, match="tls error"):
+                    client.get(url)
