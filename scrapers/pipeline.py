@@ -216,8 +216,9 @@ class Scraper:
         pending: deque[tuple[Provider, Candidate]] = deque()
         inflight: dict = {}
         seen = self.seen  # run-wide: an image found by two queries is decided once
+        queue_cap = self.config.workers * 4  # enough to keep workers busy; pages are read lazily
         while True:
-            while kept + len(inflight) < limit:
+            while kept + len(inflight) < limit and len(inflight) < queue_cap:
                 if not pending:
                     if not rr:
                         break

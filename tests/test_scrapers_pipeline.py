@@ -370,3 +370,41 @@ def test_deleted_image_file_is_fetched_again(server, tmp_path):
     os.makedirs(tmp_path / "o" / "images")
     assert "kept 1" in run_cli(*args).output
     assert server.hits["/img/a.jpg"] == 2
+
+
+def test_per_host_concurrency_limit(server, tmp_path):
+    import threading
+    import time
+
+    state = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    images = {i: make_image(300 + i) for i in range(12)}
+
+    def slow(req):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return Reply(200, images[int(req.path.rsplit("/", 1)[1][:-4])], content_type="image/jpeg")
+
+    for i in images:
+        server.route(f"/img/{i}.jpg", slow)
+    openverse_api(server, [openverse_result(i, f"{server.base}/img/{i}.jpg") for i in images])
+    cfg = ScrapeConfig(queries=["rocks"], out=tmp_path / "o", providers=["openverse"], workers=8, per_host=2,
+                       allow_hosts=[server.allow], api_bases={"openverse": f"{server.base}/v1"})
+    assert scrape(cfg, warn=lambda m: None).kept == 12
+    assert state["max"] == 2
+
+
+def test_dns_failure_is_one_clear_error(tmp_path):
+    from bender.errors import BenderError
+    from scrapers.safety import DNSFailure
+
+    def no_dns(host, port):
+        raise DNSFailure(f"cannot resolve {host}: Name or service not known")
+
+    cfg = ScrapeConfig(queries=["rocks"], out=tmp_path / "o", resolve=no_dns)
+    with pytest.raises(BenderError, match="cannot resolve api.openverse.org.*check your network"):
+        scrape(cfg, warn=lambda m: None)

@@ -38,8 +38,9 @@ def _api_bases(values: tuple[str, ...], providers: list[str]) -> dict[str, str]:
                    "pexels, pixabay, brave, serpapi; or urls (queries are .txt/.csv files) or folder.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: images/ and manifest.jsonl. Rerunning resumes.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Images to keep per query (earlier runs count).")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="Images to keep per query, earlier runs included. Default: 100 per search query, "
+                   "everything for urls/folder.")
 @click.option("--license", "license_", default=None,
               help="Licences to keep, e.g. cc0,pdm,by,by-sa, or 'any'. Default: cc0,pdm,by,by-sa for "
                    "Openverse/Commons, plus nkcr,usgov for Flickr; everything for other providers.")
@@ -88,8 +89,12 @@ def scrape(queries, providers, out, limit, license_, min_size, api_base, allow_h
     from scrapers.download import FetchConfig
     from scrapers.licenses import parse_license_filter
     from scrapers.pipeline import ScrapeConfig, Scraper
+    from scrapers.providers import PROVIDERS
 
     names = [p.strip().lower() for p in providers.split(",") if p.strip()]
+    local = any(PROVIDERS[n].local for n in names if n in PROVIDERS)
+    if limit is None:
+        limit = 10**9 if local else 100
     config = ScrapeConfig(
         queries=list(queries), out=out, providers=names, limit=limit,
         licenses=parse_license_filter(license_), min_size=min_size, workers=workers, per_host=per_host,
@@ -98,8 +103,8 @@ def scrape(queries, providers, out, limit, license_, min_size, api_base, allow_h
         skip_noai=not ignore_noai, safe_search=not no_safe_search, max_bytes=int(max_mb * 1024 * 1024),
         max_pixels=int(max_megapixels * 1_000_000),
         fetch=FetchConfig(deadline=timeout, max_attempts=retries))
-    bar = tqdm(total=limit * len(queries), unit="img", desc="kept", disable=quiet, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=None if local else limit * len(queries), unit="img", desc="kept", disable=quiet,
+               file=sys.stderr, dynamic_ncols=True)
 
     def progress(status, summary):
         if status == "kept":
