@@ -44,7 +44,10 @@ def make_generator(res: int, channel_base: int) -> Generator:
 
 
 def time_generator(G: Generator, batch: int, device: torch.device, repeats: int, warmup: int,
-                   force_fp32: bool) -> list[float]:
+                   precision: str) -> list[float]:
+    """precision: 'fp32' (force_fp32), 'native' (fp16 blocks in fp16; CUDA) or 'bf16' (fp16 blocks in bf16)."""
+    kwargs = {"force_fp32": precision == "fp32",
+              "half_dtype": torch.bfloat16 if precision == "bf16" else torch.float16}
     z = torch.randn(batch, G.z_dim, device=device)
     times = []
     with torch.inference_mode():
@@ -52,13 +55,13 @@ def time_generator(G: Generator, batch: int, device: torch.device, repeats: int,
             if device.type == "cuda":
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                G(z, noise_mode="const", force_fp32=force_fp32)
+                G(z, noise_mode="const", **kwargs)
                 end.record()
                 torch.cuda.synchronize()
                 elapsed = start.elapsed_time(end) / 1e3
             else:
                 t0 = time.perf_counter()
-                G(z, noise_mode="const", force_fp32=force_fp32)
+                G(z, noise_mode="const", **kwargs)
                 elapsed = time.perf_counter() - t0
             if i >= warmup:
                 times.append(elapsed)
@@ -87,9 +90,10 @@ def main() -> None:
             G = make_generator(res, cb).to(device)
             batch = args.batch or (1 if dev_name == "cpu" else GPU_BATCH[res])
             repeats = args.repeats or (5 if dev_name == "cpu" and res >= 1024 else 20)
-            for fp32 in ([True] if dev_name == "cpu" else [False, True]):
+            for precision in (["fp32", "bf16"] if dev_name == "cpu" else ["native", "bf16", "fp32"]):
+                fp32 = precision == "fp32"
                 times = time_generator(G, batch, device, repeats, warmup=2 if dev_name == "cpu" else 5,
-                                       force_fp32=fp32)
+                                       precision=precision)
                 med = statistics.median(times)
                 ms_img = med / batch * 1e3
                 ref = nvidia if dev_name == "cpu" else NVIDIA_GPU.get(res)
@@ -97,9 +101,9 @@ def main() -> None:
                     vs = f"{ref / ms_img:.2f}x faster" if ref else ""
                     goal = f"<= {target:.0f} ms" if target else ""
                 else:
-                    vs = f"{batch / med / ref:.2f}x NVIDIA" if ref and not fp32 else ""
+                    vs = f"{batch / med / ref:.2f}x NVIDIA" if ref else ""
                     goal = ">= 2x NVIDIA" if ref and not fp32 else ""
-                rows.append((name, dev_name, "fp32" if fp32 else "native", batch, ms_img, batch / med, goal, vs))
+                rows.append((name, dev_name, precision, batch, ms_img, batch / med, goal, vs))
             del G
     print()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "

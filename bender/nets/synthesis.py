@@ -63,7 +63,8 @@ class SynthesisLayer(nn.Module):
                 noise = noise * noise_gain
         weight = self.weight
         if not fused_modconv and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
-            weight = self._derived.get("cl", weight, lambda w: channels_last_weight(w, transposed=self.up > 1))
+            weight = self._derived.get(f"cl-{x.dtype}", weight,
+                                       lambda w: channels_last_weight(w, transposed=self.up > 1).to(x.dtype))
         w2 = self._derived.get("w2", self.weight, lambda w: w.square().sum(dim=[2, 3]))
         x = modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
@@ -134,7 +135,10 @@ class SynthesisBlock(nn.Module):
                 half_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
         on_cuda = ws.device.type == "cuda"
-        dtype = half_dtype if (self.use_fp16 and not force_fp32 and on_cuda) else torch.float32
+        # The network's reduced-precision blocks: float16 only on CUDA (CPUs are slow at it and
+        # NVIDIA's CPU path differs from its GPU path anyway); bfloat16 on request, also on CPUs.
+        use_half = self.use_fp16 and not force_fp32 and (on_cuda or half_dtype == torch.bfloat16)
+        dtype = half_dtype if use_half else torch.float32
         # channels_last: NVIDIA's choice for fp16 layers on GPUs; on CPUs oneDNN's convolutions are
         # 2-3x faster in NHWC at every size StyleGAN uses, so CPU inference always uses it.
         cl = (self.channels_last and dtype != torch.float32) or not on_cuda
