@@ -290,6 +290,7 @@ def test_stop_condition_hook_and_stop_file(dataset, tmp_path):
     result = trainer.run()
     assert result.reason == "stopped on request" and result.kimg == pytest.approx(0.024)
     assert result.snapshot == ckpt.snapshot_path(trainer.run_dir, 0.024) and result.snapshot.is_file()
+    assert not (trainer.run_dir / "STOP").exists()  # consumed, so a --continue runs on
 
 
 def test_stop_when_needs_the_metrics_module(dataset, tmp_path):

@@ -185,6 +185,13 @@ class TrainingData:
             arrays = list(pool.map(one, range(len(self.images))))
         return torch.from_numpy(np.stack(arrays))
 
+    def widen_labels(self, c_dim: int) -> None:
+        """Pad label vectors with zeros, for a model with more classes than the dataset uses."""
+        if c_dim > self.info.c_dim:
+            pad = torch.zeros([self.labels.shape[0], c_dim - self.info.c_dim], device=self.device)
+            self.labels = torch.cat([self.labels, pad], dim=1)
+            self.info.c_dim = c_dim
+
     def set_share(self, batch: int, start: int, count: int) -> None:
         """This process takes samples [start, start + count) of every global batch of `batch`."""
         self.global_batch, self.share_start, self.share_count = batch, start, count

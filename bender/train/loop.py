@@ -95,6 +95,7 @@ class Trainer:
             _, snap, state_file = ckpt.latest_resumable(Path(continue_run))
             if self.dist.main:
                 ckpt.remove_partial_files(Path(continue_run))
+                (Path(continue_run) / "STOP").unlink(missing_ok=True)  # a stop request from the last session
             from bender.io import load
 
             model = load(snap)
@@ -113,6 +114,11 @@ class Trainer:
         if info.c_dim and not model.g_config.c_dim:
             self.progress.say("note: the dataset has labels but the model is unconditional; labels are ignored")
         self.use_labels = model.g_config.c_dim > 0
+        if self.use_labels:
+            self.data.widen_labels(model.g_config.c_dim)
+        if cfg.export_pkl and model.nvidia is None:
+            raise BenderError("--export-pkl: this model did not come from an NVIDIA pickle, so there is no NVIDIA "
+                              "network code to pair its weights with; its .safetensors snapshots are the result")
         model.lineage.dataset_fingerprint = info.fingerprint
         model.lineage.dataset_name = info.name
         model.training_set_kwargs = {"path": str(info.path), "resolution": info.resolution,
@@ -402,6 +408,8 @@ class Trainer:
                     why = self._check_stop_conditions(last_snapshot, stats)
                     if stop_now and why is None:
                         why = "stopped on request"
+                        if self.dist.main:
+                            (self.run_dir / "STOP").unlink(missing_ok=True)  # or --continue would stop at once
                     if why is not None:
                         reason = why
                         break

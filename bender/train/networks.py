@@ -60,9 +60,9 @@ def check_compatible(model: Model, data: DatasetInfo, source: str) -> None:
     if g.c_dim > 0 and data.c_dim == 0:
         raise BenderError(f"{source} is conditional ({g.c_dim} classes) but the dataset has no labels: repack with "
                           "`bender dataset pack SOURCE --out ... --labels folder`")
-    if g.c_dim > 0 and data.c_dim != g.c_dim:
+    if g.c_dim > 0 and data.c_dim > g.c_dim:
         raise BenderError(f"{source} has {g.c_dim} classes, the dataset's labels have {data.c_dim}: use a dataset "
-                          f"with {g.c_dim} classes (or train from scratch)")
+                          f"with at most {g.c_dim} classes (or train from scratch)")
 
 
 def complete_for_training(model: Model, progress_say=print) -> Model:
