@@ -150,3 +150,32 @@ def test_r1_differentiates_twice_through_the_whole_pipeline():
     numeric = (plus - minus) / (2 * eps)
     assert analytic.abs().sum() > 0
     torch.testing.assert_close((analytic * direction).sum(), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("up,down,pad", [(2, 1, (6, 5)), (1, 2, (5, 5)), (1, 1, (2, 1)), (2, 1, (1, 3)),
+                                         (1, 2, (0, 4))])
+@pytest.mark.parametrize("taps", [5, 12])
+def test_cpu_fir_matches_upfirdn2d_and_differentiates_twice(up, down, pad, taps):
+    """The CPU resampling path is bender.ops.upfirdn2d (1-D filter), only faster."""
+    from bender.ops.upfirdn2d import upfirdn2d
+    from bender.train.augment import fir_separable
+
+    g = torch.Generator().manual_seed(taps)
+    f = torch.rand([taps], dtype=torch.float64, generator=g)
+    x = torch.randn([1, 2, 14, 15], dtype=torch.float64, generator=g, requires_grad=True)
+    ref = upfirdn2d(x, f, up=up, down=down, padding=(pad[0], pad[1], pad[0], pad[1]))
+    ours = fir_separable(x, f, up=up, down=down, pad=pad)
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    assert torch.autograd.gradgradcheck(lambda inp: fir_separable(inp, f, up=up, down=down, pad=pad), (x,))
+
+
+def test_cpu_resampling_path_matches_the_ops_path():
+    pipe = AugmentPipe().double()
+    x = _smooth_images(n=2, size=16).double()
+    from bender.ops import setup_filter
+    from bender.ops.upfirdn2d import downsample2d, upsample2d
+
+    f = setup_filter(pipe.Hz_geom, separable=True).double()
+    torch.testing.assert_close(pipe._resample2x(x, up=True), upsample2d(x, f, up=2), rtol=0, atol=1e-6)
+    torch.testing.assert_close(pipe._resample2x(x, up=False), downsample2d(x, f, down=2), rtol=0, atol=1e-6)
