@@ -38,6 +38,8 @@ ARCHS = {
     # The class of model the embedded default is (64², small channels).
     "small64": dict(channel_base=4096, channel_max=128, map_layers=2, z_dim=128, w_dim=128, num_fp16_res=0,
                     conv_clamp=0),
+    "mini64": dict(channel_base=2048, channel_max=64, map_layers=2, z_dim=64, w_dim=64, num_fp16_res=0,
+                   conv_clamp=0),
     # The tests' networks.
     "tiny": dict(channel_base=256, channel_max=32, map_layers=2, z_dim=32, w_dim=32, num_fp16_res=0, conv_clamp=0),
 }

@@ -163,7 +163,7 @@ class AugmentPipe(nn.Module):
         if cfg.xint > 0:
             t = (rand(n, 2) * 2 - 1) * cfg.xint_max
             on = (rand() < p * cfg.xint).float()[:, None]
-            t = torch.round(t * torch.tensor([w, h], device=device)) * on
+            t = torch.round(t * torch.stack([torch.full_like(t[:, 0], w), torch.full_like(t[:, 0], h)], dim=1)) * on
             M = M @ _translate(t[:, 0], t[:, 1])
         if cfg.scale > 0:
             s = gate(torch.exp2(randn() * cfg.scale_std), p * cfg.scale, 1)
@@ -189,13 +189,18 @@ class AugmentPipe(nn.Module):
         it together with other numbers in one device sync."""
         h, w = size
         cx, cy = (w - 1) / 2, (h - 1) / 2
-        corners = torch.tensor([[-cx - 0.5, -cy - 0.5, 1], [cx + 0.5, -cy - 0.5, 1],
-                                [-cx - 0.5, cy + 0.5, 1], [cx + 0.5, cy + 0.5, 1]], device=M.device)
-        reach = (M @ corners.t()).transpose(1, 2)[..., :2].reshape(-1, 2)
+        # The output's corners (+-(cx + 1/2), +-(cy + 1/2)) map to M00 x + M01 y + M02 (and likewise
+        # for y); the extremes over the four corners are the translation +- the absolute terms.
+        # (Plain tensor arithmetic with Python numbers: building small tensors from lists would
+        # copy them to the GPU with a stream sync each time.)
+        ax, ay = cx + 0.5, cy + 0.5
+        spread_x = M[:, 0, 0].abs() * ax + M[:, 0, 1].abs() * ay
+        spread_y = M[:, 1, 0].abs() * ax + M[:, 1, 1].abs() * ay
         margin = self.Hz_geom.numel() / 4 + 1
-        centre = torch.tensor([cx, cy], device=M.device)
-        lo = (-reach.amin(dim=0) - centre + margin).ceil().clamp(min=0)
-        hi = (reach.amax(dim=0) - centre + margin).ceil().clamp(min=0)
+        lo = torch.stack([(spread_x - M[:, 0, 2]).amax() - cx, (spread_y - M[:, 1, 2]).amax() - cy])
+        hi = torch.stack([(spread_x + M[:, 0, 2]).amax() - cx, (spread_y + M[:, 1, 2]).amax() - cy])
+        lo = (lo + margin).ceil().clamp(min=0)
+        hi = (hi + margin).ceil().clamp(min=0)
         return torch.cat([lo, hi])
 
     def resample(self, x: torch.Tensor, M: torch.Tensor, pads: list[int] | None = None) -> torch.Tensor:
@@ -244,7 +249,8 @@ class AugmentPipe(nn.Module):
         """[n, 4, 4] affine transform of (R, G, B, 1)."""
         cfg, p = self.cfg, self.p.to(device)
         C = torch.eye(4, device=device).repeat(n, 1, 1)
-        luma = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device) / math.sqrt(3)
+        luma = torch.ones([4], device=device) / math.sqrt(3)
+        luma[3] = 0
         vv = torch.outer(luma, luma)
 
         def rand():
@@ -267,7 +273,7 @@ class AugmentPipe(nn.Module):
             C = (torch.eye(4, device=device) - 2 * vv * i[:, None, None]) @ C  # Householder reflection
         if cfg.hue > 0:
             theta = gate((rand() * 2 - 1) * math.pi * cfg.hue_max, p * cfg.hue, 0)
-            C = _rotate_about(luma[:3], theta) @ C
+            C = _rotate_about_luma(theta) @ C
         if cfg.saturation > 0:
             s = gate(torch.exp2(randn() * cfg.saturation_std), p * cfg.saturation, 1)
             C = (vv + (torch.eye(4, device=device) - vv) * s[:, None, None]) @ C
@@ -298,8 +304,9 @@ class AugmentPipe(nn.Module):
         gains = torch.where(on, gains, torch.ones_like(gains))
         # Natural images carry about equal energy per octave; the lowest band spans
         # log2(size / 16) octaves, the three others one each.
-        power = torch.tensor([max(math.log2(min(h, w) / 16), 1.0), 1.0, 1.0, 1.0], device=x.device)
-        gains = gains / (gains.square() * (power / power.sum())).sum(dim=1, keepdim=True).sqrt()
+        low = max(math.log2(min(h, w) / 16), 1.0)
+        share = [low / (low + 3)] + [1 / (low + 3)] * 3
+        gains = gains / sum(gains[:, b:b + 1].square() * share[b] for b in range(4)).sqrt()
         taps = gains.to(x.dtype) @ self.Hz_fbank.to(x.device, x.dtype)  # [n, 43]
         pad = taps.shape[1] // 2
         mode = "reflect" if min(h, w) > pad else "replicate"
@@ -432,7 +439,7 @@ def _pad_dim(x: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor
 
 
 def _mat3(rows: list[list[torch.Tensor | float]], like: torch.Tensor) -> torch.Tensor:
-    out = [torch.as_tensor(v, dtype=like.dtype, device=like.device).expand_as(like) for row in rows for v in row]
+    out = [v if isinstance(v, torch.Tensor) else torch.full_like(like, v) for row in rows for v in row]
     return torch.stack(out, dim=-1).reshape(*like.shape, 3, 3)
 
 
@@ -461,13 +468,13 @@ def _scale3(s: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _rotate_about(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' rotation by theta about a unit axis, as [n, 4, 4]."""
-    k = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
-                     device=theta.device)
+def _rotate_about_luma(theta: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' rotation by theta about the luma axis (1, 1, 1) / sqrt(3), as [n, 4, 4]."""
+    eye = torch.eye(3, device=theta.device)
+    shift = torch.roll(eye, 1, dims=0)  # cyclic permutation: K = (P - P^T) / sqrt(3) is the axis' cross product
+    k = (shift - shift.t()) / math.sqrt(3)
     s, c = torch.sin(theta)[:, None, None], torch.cos(theta)[:, None, None]
-    R = torch.eye(3, device=theta.device) + s * k + (1 - c) * (k @ k)
+    R = eye + s * k + (1 - c) * (k @ k)
     out = torch.eye(4, device=theta.device).repeat(theta.shape[0], 1, 1)
     out[:, :3, :3] = R
     return out
-

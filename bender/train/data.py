@@ -202,14 +202,21 @@ class TrainingData:
         first = step * self.global_batch + self.share_start
         idx = sample_indices(first, self.share_count, self.length, self.seed)
         n = len(self.images)
+        flip = idx >= n
+        # One small host->device copy for the step, from pinned memory without blocking (a plain
+        # copy from pageable memory would wait for all queued GPU work).
+        host = torch.from_numpy(np.stack([idx % n, flip.astype(np.int64)]))
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        on_device = host.to(self.device, non_blocking=True)
+        base = on_device[0]
         if self.in_memory:
-            img = self.pixels.index_select(0, torch.from_numpy(idx % n).to(self.device))
-            if self.mirror and (idx >= n).any():
-                flip = torch.from_numpy(idx >= n).to(self.device)
-                img = torch.where(flip[:, None, None, None], img.flip(3), img)
+            img = self.pixels.index_select(0, base)
+            if self.mirror and flip.any():
+                img = torch.where(on_device[1].bool()[:, None, None, None], img.flip(3), img)
         else:
             img = self._streamed(step).to(self.device, non_blocking=True)
-        labels = self.labels.index_select(0, torch.from_numpy(idx % n).to(self.device))
+        labels = self.labels.index_select(0, base)
         return img.to(torch.float32) / 127.5 - 1, labels
 
     def random_labels(self, n: int, gen: torch.Generator | None) -> torch.Tensor:

@@ -390,8 +390,12 @@ class Trainer:
                     _add(acc, k, v)
                     _add(tick_acc, k, v)
                 self.elapsed += time.time() - t0
-                stop_now, tick_due = self._agree(self._stop_requested(), time.time() - tick_time >= cfg.tick)
-                due_snap = self.cur_nimg >= next_snap or self.cur_nimg >= total_nimg or stop_now
+                due_snap = self.cur_nimg >= next_snap or self.cur_nimg >= total_nimg  # the same in every process
+                stop_now, tick_due = self._stop_requested(), time.time() - tick_time >= cfg.tick
+                if ddp.active():  # processes agree on the others (a collective: every 8 steps, not every step)
+                    agreed = self._agree(stop_now, tick_due) if due_snap or self.step % 8 == 0 else [False, False]
+                    stop_now, tick_due = agreed
+                due_snap = due_snap or stop_now
                 if due_snap or tick_due:
                     stats = self._check_finite(tick_acc, last_snapshot)
                     now = time.time()
@@ -429,8 +433,6 @@ class Trainer:
 
     def _agree(self, *flags: bool) -> list[bool]:
         """Each flag set in any process is set in all, so they stop and report at the same step."""
-        if not ddp.active():
-            return list(flags)
         box = ddp.all_reduce_sum_(torch.tensor([float(f) for f in flags], device=self.device))
         return [bool(v > 0) for v in box.tolist()]
 

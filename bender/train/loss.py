@@ -121,7 +121,7 @@ class StyleGAN2Loss:
         penalty = (lengths - target).square()
         (penalty.mean() * (self.pl_weight * weight)).backward()
         return {"Loss/G/pl": penalty.detach().mean(), "pl_sum": lengths.detach().sum(),
-                "pl_count": torch.tensor(float(n), device=z.device)}
+                "pl_count": torch.full((), float(n), device=z.device)}
 
     def update_pl_mean(self, mean_length: torch.Tensor, decay: float) -> None:
         if self.pl_ready:
@@ -144,8 +144,8 @@ class StyleGAN2Loss:
         return {"Loss/D/fake": loss_fake.detach(), "Loss/D/real": loss_real.detach(),
                 "Scores/real": logits_real.detach().mean(),
                 "ada_sign_sum": logits_real.detach().sign().sum(),
-                "ada_count": torch.tensor(float(real.shape[0]), device=real.device),
-                "w_sum": ws[:, 0].sum(dim=0), "w_count": torch.tensor(float(z.shape[0]), device=z.device)}
+                "ada_count": torch.full((), float(real.shape[0]), device=real.device),
+                "w_sum": ws[:, 0].sum(dim=0), "w_count": torch.full((), float(z.shape[0]), device=z.device)}
 
     def d_r1(self, real: torch.Tensor, c_real: torch.Tensor, gen: torch.Generator | None, weight: float) -> dict:
         penalty, _ = r1_penalty(lambda x: self.discriminate(x, c_real, gen), real)
