@@ -93,6 +93,11 @@ class Trainer:
         state = None
         if continue_run is not None:
             _, snap, state_file = ckpt.latest_resumable(Path(continue_run))
+            started = json.loads((Path(continue_run) / "config.json").read_text()).get("resolved", {})
+            if started.get("dataset", {}).get("fingerprint", info.fingerprint) != info.fingerprint:
+                raise BenderError(f"{info.path} has changed since {continue_run} started (different sha256); "
+                                  f"continuing would train on other data. Start a new run from this one "
+                                  f"with --resume {continue_run}")
             if self.dist.main:
                 ckpt.remove_partial_files(Path(continue_run))
                 (Path(continue_run) / "STOP").unlink(missing_ok=True)  # a stop request from the last session
@@ -522,13 +527,19 @@ class Trainer:
             self._write_preview(kimg)
 
     def _timeline(self) -> None:
+        """RUN/timeline.mp4: the preview seeds through every snapshot (bender.render.timeline)."""
         try:
             from bender.render.timeline import render_timeline
         except ImportError:
             self.progress.say("timeline video: not available in this install (bender.render.timeline is missing)")
             return
         out = self.run_dir / "timeline.mp4"
-        render_timeline(self.run_dir, out)
+        try:
+            render_timeline(self.run_dir, out, seeds=list(self.cfg.preview_seeds), psi=1.0, device=self.device)
+        except Exception as e:  # noqa: BLE001 - the training itself succeeded; say what failed and go on
+            self.progress.say(f"timeline video failed ({type(e).__name__}: {e}); render it later with "
+                              f"`bender render timeline {self.run_dir}`")
+            return
         self.progress.say(f"timeline video: {out}")
 
     # -- small helpers ----------------------------------------------------------------------------
