@@ -344,3 +344,12 @@ def test_channels_last_does_not_change_the_gradients(dataset, tmp_path):
     for key, ref in grads[0].items():
         torch.testing.assert_close(grads[1][key], ref, rtol=1e-4, atol=1e-5 * max(1.0, ref.abs().max().item()),
                                    msg=key)
+
+
+def test_continue_refuses_a_changed_dataset(tmp_path):
+    data = make_dataset(tmp_path / "d.zip", count=8)
+    info = cli("--data", str(data), "--out", str(tmp_path), "--preset", "scratch", "--kimg", "0.008", "--snap",
+               "0.008", *TINY_FLAGS)
+    make_dataset(data, count=8, seed=1)  # same name, other pictures
+    result = CliRunner().invoke(main, ["train", "--continue", info["run"], "--kimg", "0.016"])
+    assert result.exit_code != 0 and "has changed since" in result.output and "--resume" in result.output
