@@ -209,9 +209,13 @@ class AugmentPipe(nn.Module):
         cx, cy = (w - 1) / 2, (h - 1) / 2
         if pads is None:
             pads = self.padding(M, (h, w)).tolist()
-        px0, py0, px1, py1 = (int(v) for v in pads)
-        px0, px1 = min(px0, w - 1), min(px1, w - 1)  # reflection cannot reach past one image width
-        py0, py1 = min(py0, h - 1), min(py1, h - 1)
+        # One padding for all sides, rounded up to a multiple of 1/16 of the size: the result is the
+        # same (reflection depends only on position), and the few resulting shapes let cuDNN's
+        # autotuner (cudnn.benchmark) cache its choices instead of re-tuning every step.
+        quantum = max(4, min(h, w) // 16)
+        pad = -(-int(max(pads)) // quantum) * quantum
+        px0 = px1 = min(pad, w - 1)  # reflection cannot reach past one image width
+        py0 = py1 = min(pad, h - 1)
         x = F.pad(x, [px0, px1, py0, py1], mode="reflect")
         x = self._resample2x(x, up=True)
 
@@ -332,8 +336,14 @@ class AugmentPipe(nn.Module):
         if len(idx) == n:
             x = self.resample(x, M, pads)
         elif idx:  # resample only the images that move; the rest stay bit-identical
-            sel = torch.tensor(idx, device=device)
-            x = x.index_copy(0, sel, self.resample(x.index_select(0, sel), M.index_select(0, sel), pads))
+            batch = idx
+            if device.type == "cuda":  # round the count up to a power of two with still images (their
+                # results are dropped): a handful of shapes for cuDNN's autotuner instead of N
+                still = [i for i in range(n) if not info[i]]
+                batch = idx + still[:min(n, 1 << (len(idx) - 1).bit_length()) - len(idx)]
+            sel = torch.tensor(batch, device=device)
+            out = self.resample(x.index_select(0, sel), M.index_select(0, sel), pads)[:len(idx)]
+            x = x.index_copy(0, sel[:len(idx)], out)
         if any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"]):
             x = self.apply_color(x, self.color_matrix(n, gen, device))  # identity rows leave images exact
         if self.cfg.imgfilter > 0:
