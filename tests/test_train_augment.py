@@ -179,3 +179,16 @@ def test_cpu_resampling_path_matches_the_ops_path():
     f = setup_filter(pipe.Hz_geom, separable=True).double()
     torch.testing.assert_close(pipe._resample2x(x, up=True), upsample2d(x, f, up=2), rtol=0, atol=1e-6)
     torch.testing.assert_close(pipe._resample2x(x, up=False), downsample2d(x, f, down=2), rtol=0, atol=1e-6)
+
+
+def test_shape_bucketing_does_not_change_results():
+    """On GPUs the moving images are resampled in power-of-two batches (padded with still ones)."""
+    x = _smooth_images(n=7)
+    outs = []
+    for bucket in (False, True):
+        pipe = AugmentPipe(AugmentConfig.from_spec("bg"), p=0.15)
+        pipe.bucket_shapes = bucket
+        outs.append(pipe(x, torch.Generator().manual_seed(2)))
+    moved = sum(not torch.equal(outs[0][i], x[i]) for i in range(7))
+    assert 0 < moved < 7 and moved & (moved - 1)  # a count that needs padding to a power of two
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)

@@ -135,6 +135,7 @@ class AugmentPipe(nn.Module):
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("Hz_geom", torch.tensor(_halfband_lowpass(12), dtype=torch.float32))
         self.register_buffer("Hz_fbank", torch.tensor(_band_filters(43), dtype=torch.float32))
+        self.bucket_shapes: bool | None = None  # None: on for CUDA (see forward)
 
     # -- geometric --------------------------------------------------------------------------------
 
@@ -337,8 +338,9 @@ class AugmentPipe(nn.Module):
             x = self.resample(x, M, pads)
         elif idx:  # resample only the images that move; the rest stay bit-identical
             batch = idx
-            if device.type == "cuda":  # round the count up to a power of two with still images (their
-                # results are dropped): a handful of shapes for cuDNN's autotuner instead of N
+            if self.bucket_shapes if self.bucket_shapes is not None else device.type == "cuda":
+                # round the count up to a power of two with still images (their results are dropped):
+                # a handful of shapes for cuDNN's autotuner instead of N
                 still = [i for i in range(n) if not info[i]]
                 batch = idx + still[:min(n, 1 << (len(idx) - 1).bit_length()) - len(idx)]
             sel = torch.tensor(batch, device=device)
