@@ -112,6 +112,7 @@ def init_worker(config: WorkerConfig) -> None:
     global _config
     _config = config
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is not ours to run
     if sys.platform.startswith("linux"):
         try:  # PR_SET_PDEATHSIG: a SIGKILLed parent must not leave workers decoding forever
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
