@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bender.device import pick_device  # noqa: F401 - re-exported for commands
 from bender.errors import BenderError
 
 
@@ -42,18 +43,3 @@ class IntList(click.ParamType):
             return parse_int_list(value)
         except BenderError as e:
             self.fail(str(e), param, ctx)
-
-
-def pick_device(name: str = "auto"):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device; a clear error when CUDA is asked but absent."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BenderError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu "
-                          "(or install a CUDA build of torch, see README 'GPU install')")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise BenderError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None

@@ -1,0 +1,1 @@
+"""Turning generated tensors into pictures and videos (no decisions about what to render)."""

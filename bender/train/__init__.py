@@ -1,0 +1,1 @@
+"""Training: StyleGAN2 objective, ADA, short fine-tunes, checkpoints, multi-GPU."""
