@@ -12,13 +12,14 @@ Generates (once, cached in --workdir) a folder of 2,000 photo-like JPEGs of mixe
 It also checks that the default output equals the baseline pixel for pixel and reports the PSNR
 of --fast against it. Prints a markdown table.
 
-    python benchmarks/pack.py [--count 2000] [--resolution 256] [--workdir /tmp/bender-pack-bench]
+    python benchmarks/pack.py [--count 2000] [--resolution 256] [--repeat 3] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import resource
 import shutil
 import sys
 import tempfile
@@ -80,6 +81,12 @@ def baseline_loop(folder: Path, out: Path, resolution: int) -> int:
     return len(files)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the pack's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def pixels(zip_path: Path) -> list[np.ndarray]:
     with zipfile.ZipFile(zip_path) as zf:
         names = sorted(n for n in zf.namelist() if n.endswith(".png"))
@@ -95,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best time counts")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bender-pack-bench")
     args = parser.parse_args()
     cores = available_cores()
@@ -102,34 +110,46 @@ def main() -> None:
     t = time.perf_counter()
     make_folder(folder, args.count)
     print(f"input: {args.count} JPEGs in {folder} (made/checked in {time.perf_counter() - t:.1f} s); "
-          f"{cores} cores", file=sys.stderr)
+          f"{cores} cores")
 
-    rows = []
-    out = args.workdir / "baseline.zip"
-    t = time.perf_counter()
-    n = baseline_loop(folder, out, args.resolution)
-    base_s = time.perf_counter() - t
-    rows.append(("baseline PIL loop (NVIDIA's steps)", 1, base_s))
-    reference = pixels(out)
-
+    # Interleaved rounds, best wall time per mode: the sandbox's 2 cores are shared, and the
+    # minimum is the run least disturbed by other processes.
+    modes = [("baseline PIL loop (NVIDIA's steps)", None, 1)]
+    modes += [(label, fast, jobs) for label, fast in (("bender default (exact)", False), ("bender --fast", True))
+              for jobs in sorted({1, cores})]
+    best: dict[tuple, tuple[float, float]] = {}
+    n = 0
+    for _ in range(args.repeat):
+        for label, fast, jobs in modes:
+            out = args.workdir / f"{label.split()[1]}-{fast}-{jobs}.zip"
+            t, cpu = time.perf_counter(), _cpu_seconds()
+            if fast is None:
+                n = baseline_loop(folder, out, args.resolution)
+            else:
+                report = pack_dataset([folder], out, PackOptions(resolution=args.resolution, fast=fast, jobs=jobs),
+                                      progress=False)
+                assert report.images == n, report.summary()
+            wall, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
+            key = (label, jobs)
+            if key not in best or wall < best[key][0]:
+                best[key] = (wall, cpu)
+    base_s = best[(modes[0][0], 1)][0]
+    rows = [(label, jobs, *best[(label, jobs)]) for label, _, jobs in modes]
+    reference = pixels(args.workdir / "PIL-None-1.zip")
     quality = {}
     for label, fast in (("bender default (exact)", False), ("bender --fast", True)):
-        for jobs in sorted({1, cores}):
-            out = args.workdir / f"bender-{'fast' if fast else 'exact'}-{jobs}.zip"
-            options = PackOptions(resolution=args.resolution, fast=fast, jobs=jobs)
-            t = time.perf_counter()
-            report = pack_dataset([folder], out, options, progress=False)
-            rows.append((label, jobs, time.perf_counter() - t))
-            assert report.images == n, report.summary()
-        ours = pixels(out)
+        ours = pixels(args.workdir / f"{label.split()[1]}-{fast}-{cores}.zip")
         scores = [psnr(a, b) for a, b in zip(reference, ours)]
+        finite = [s for s in scores if np.isfinite(s)]
         quality[label] = (sum(np.array_equal(a, b) for a, b in zip(reference, ours)), min(scores),
-                          float(np.mean([s for s in scores if np.isfinite(s)] or [float("inf")])))
+                          float(np.mean(finite)) if finite else float("inf"))
 
-    print("\n| mode | jobs | seconds | images/s | speed-up vs baseline |")
-    print("|---|---:|---:|---:|---:|")
-    for label, jobs, seconds in rows:
-        print(f"| {label} | {jobs} | {seconds:.2f} | {n / seconds:.0f} | {base_s / seconds:.2f}x |")
+    print(f"\n{n} images -> {args.resolution}x{args.resolution}, best of {args.repeat} interleaved rounds\n")
+    print("| mode | jobs | seconds | images/s | speed-up vs baseline | CPU ms/image |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, jobs, seconds, cpu in rows:
+        print(f"| {label} | {jobs} | {seconds:.2f} | {n / seconds:.0f} | {base_s / seconds:.2f}x | "
+              f"{cpu / n * 1000:.1f} |")
     print()
     for label, (identical, worst, mean) in quality.items():
         print(f"{label}: {identical}/{n} images pixel-identical to the baseline; "

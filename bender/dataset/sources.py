@@ -136,7 +136,7 @@ def _zip(path: Path, labels: str, found: Discovery) -> None:
             dataset_json = _read_dataset_json(zf, path) if "dataset.json" in names else None
     except zipfile.BadZipFile:
         raise BenderError(f"{path} is not a readable zip file") from None
-    nvidia_labels = None
+    nvidia_labels, class_names = None, None
     if dataset_json is not None and labels == "folders":
         nvidia_labels = {k.replace("\\", "/"): v for k, v in (dataset_json.get("labels") or [])}
         class_names = dataset_json.get("class_names")
