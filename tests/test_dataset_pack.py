@@ -434,3 +434,19 @@ def test_bomb_is_rejected_without_allocating(fixtures_dir, tmp_path):
     reason, grown_mib = out.stdout.strip().rsplit(" ", 1)
     assert reason == "decompression bomb", out.stderr
     assert int(grown_mib) < 20  # decoding would need >= 28 MiB (1-bit) or 228 MiB (8-bit)
+
+
+def test_stale_temp_cleanup_spares_a_live_run(tmp_path):
+    import fcntl
+
+    from bender.dataset.pack import remove_stale_temps
+
+    out = tmp_path / "data.zip"
+    live, stale = tmp_path / ".data.zip.live1.tmp.zip", tmp_path / ".data.zip.dead2.tmp.zip"
+    other = tmp_path / ".other.zip.dead3.tmp.zip"
+    for p in (live, stale, other):
+        p.write_bytes(b"partial")
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running pack holds it
+        assert remove_stale_temps(out) == [stale]
+    assert live.exists() and other.exists() and not stale.exists()

@@ -13,8 +13,10 @@ import contextlib
 import glob
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from bender.dataset.decode import DEFAULT_MAX_PIXELS, DecodeOptions
 from bender.dataset.dedup import DEDUP_MODES, DEFAULT_THRESHOLD, DedupIndex, Duplicate
@@ -136,8 +138,7 @@ def pack_dataset(sources: list[Path | str], out: Path | str, options: PackOption
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     try:
-        with atomic_path(out) as tmp, open(tmp, "r+b") as handle:
-            _lock(handle)
+        with _locked_temp(out) as handle:
             writer = DatasetZipWriter(handle)
             try:
                 records, class_keys = _write_images(found.items, config, jobs, index, writer, report,
@@ -244,6 +245,27 @@ def _progress_bar(total: int, enabled: bool):
 
 
 # --- temp files of interrupted runs -------------------------------------------------------------
+
+@contextlib.contextmanager
+def _locked_temp(out: Path) -> Iterator[BinaryIO]:
+    """An open, locked temp file that becomes `out` when the block succeeds.
+
+    The lock is held until after the rename (POSIX allows renaming an open file), so another run
+    can never take our finished-but-not-yet-renamed file for a stale one.
+    """
+    handle = None
+    try:
+        with atomic_path(out) as tmp:
+            handle = open(tmp, "r+b")
+            _lock(handle)
+            yield handle
+            handle.flush()
+            if os.name != "posix":  # Windows cannot rename an open file
+                handle.close()
+    finally:
+        if handle is not None:
+            handle.close()
+
 
 def _lock(handle) -> None:
     """Hold an exclusive lock on our temp file so that no other run mistakes it for a stale one."""
