@@ -450,3 +450,41 @@ def test_stale_temp_cleanup_spares_a_live_run(tmp_path):
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running pack holds it
         assert remove_stale_temps(out) == [stale]
     assert live.exists() and other.exists() and not stale.exists()
+
+
+def test_other_modes_convert_or_are_rejected_with_a_reason(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # left-to-right ramp
+    alpha = np.full((64, 64), 255, np.uint8)
+    alpha[:, :8] = 0  # transparent left band
+    Image.fromarray(np.dstack([grey, alpha]), "LA").save(src / "a-la.png")
+    palette = Image.fromarray(np.zeros((64, 64), np.uint8), "P")
+    palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    palette.paste(1, (16, 0, 64, 64))
+    palette.save(src / "b-p-trns.png", transparency=0)  # palette + tRNS: index 0 is transparent
+    Image.fromarray(grey > 127).save(src / "c-bilevel.png")
+    Image.fromarray(grey.astype(np.int32) * 257, "I").save(src / "d-int32.tif")
+    Image.fromarray(grey.astype(np.float32) / 255, "F").save(src / "e-float.tif")
+    texture(64, 64, seed=2).convert("P", palette=Image.Palette.ADAPTIVE).save(src / "f.gif", transparency=0)
+    report = pack([src], tmp_path / "o.zip", resolution=64, background=(255, 0, 0), jobs=1)
+    assert [(r.source, r.reason) for r in report.rejects] == [("src/e-float.tif", "unsupported mode")]
+    pixels = {k.source.split("/")[-1]: zip_pixels(report.out, k.name) for k in report.kept}
+    assert set(pixels) == {"a-la.png", "b-p-trns.png", "c-bilevel.png", "d-int32.tif", "f.gif"}
+    assert (pixels["a-la.png"][:, :8] == [255, 0, 0]).all()  # transparent band on the background
+    assert np.array_equal(pixels["a-la.png"][:, 8:, 0], grey[:, 8:])
+    trns = pixels["b-p-trns.png"]
+    assert (trns[:, :15] == [255, 0, 0]).all() and (trns[:, 17:] == [10, 200, 30]).all()
+    assert set(np.unique(pixels["c-bilevel.png"])) == {0, 255}
+    assert np.abs(pixels["d-int32.tif"][..., 0].astype(int) - grey).max() <= 1  # 16-bit range rescaled
+    assert check_dataset(report.out).ok
+
+
+def test_to_mode_handles_pa_and_premultiplied():
+    from bender.dataset.decode import to_mode
+
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 255, 0))
+    rgba.paste((0, 255, 0, 255), (2, 0, 4, 4))
+    for img in (rgba.convert("PA"), rgba.convert("RGBa")):
+        out = np.asarray(to_mode(img, 3, (255, 255, 255)))
+        assert (out[:, :2] == 255).all() and (out[:, 2:] == [0, 255, 0]).all(), img.mode
