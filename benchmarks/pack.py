@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import resource
 import shutil
 import sys
@@ -144,7 +145,9 @@ def main() -> None:
         quality[label] = (sum(np.array_equal(a, b) for a, b in zip(reference, ours)), min(scores),
                           float(np.mean(finite)) if finite else float("inf"))
 
-    print(f"\n{n} images -> {args.resolution}x{args.resolution}, best of {args.repeat} interleaved rounds\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{n} images -> {args.resolution}x{args.resolution}, best of {args.repeat} interleaved rounds; "
+          f"load average at the end {load:.1f} (other processes share these cores: compare rows, not runs)\n")
     print("| mode | jobs | seconds | images/s | speed-up vs baseline | CPU ms/image |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, jobs, seconds, cpu in rows:
