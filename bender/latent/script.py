@@ -368,7 +368,8 @@ def load(path: str | Path) -> WalkScript:
 # Building dataclasses from untrusted dicts, with helpful errors
 
 
-_NESTED = {"mix": MixSpec, "blend": BlendSpec, "plane": PlaneSpec, "path": PathSpec}
+_NESTED = {("Keyframe", "mix"): MixSpec, ("WalkScript", "blend"): BlendSpec, ("WalkScript", "plane"): PlaneSpec,
+           ("WalkScript", "path"): PathSpec}
 
 
 def _build(cls: type, data: dict, where: str):
@@ -393,8 +394,8 @@ def _build(cls: type, data: dict, where: str):
 def _convert(cls: type, key: str, value: Any, where: str) -> Any:
     if value is None:
         return None
-    if key in _NESTED:
-        return _build(_NESTED[key], value, where)
+    if (cls.__name__, key) in _NESTED:
+        return _build(_NESTED[cls.__name__, key], value, where)
     if cls is WalkScript and key == "directions":
         if not isinstance(value, dict):
             raise BenderError(f"{where}: expected name: {{kind: sefa, index: 0}} entries")

@@ -66,6 +66,8 @@ class Walk:
                 self.G = self.model.G_ema.to(self.device).eval().requires_grad_(False)
         if s.class_idx is None and self.G.c_dim:
             raise BenderError(f"this model is conditional ({self.G.c_dim} classes): set class: 0..{self.G.c_dim - 1}")
+        if s.class_idx is not None and not self.G.c_dim:
+            raise BenderError(f"this model is unconditional: remove class: {s.class_idx} (or --class)")
         self.bends = BendSet([Bend.from_dict(b) for b in s.bends])
         self.bends.validate(self.G)
         self.weights_default = s.t if self.timeline else s.alpha if self.blender else None
