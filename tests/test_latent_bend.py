@@ -156,3 +156,11 @@ def test_block_level_bend_and_layer_validation(G):
     with pytest.raises(BenderError, match="no layer 'synthesis.b64.conv1'"):
         with B.BendSet([B.Bend(layer="synthesis.b64.conv1", op=B.Ablate())]).attach(G):
             pass
+
+
+def test_bend_keeps_dtype_and_memory_layout():
+    x = torch.randn(2, 4, 6, 6).to(memory_format=torch.channels_last)
+    out = B.Bend(layer="l", op=B.Blur(sigma=1.0)).apply(x, torch.ones(2))
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.dtype == x.dtype
+    half = B.Bend(layer="l", op=B.Multiply(factor=2.0)).apply(x.to(torch.bfloat16), torch.ones(2))
+    assert half.dtype == torch.bfloat16

@@ -366,7 +366,10 @@ class Bend:
         mask = self.channel_mask(x.shape[1], x.device)
         if mask is not None:
             y = torch.where(mask, y, xf)
-        return y.to(dtype)
+        # Hand back the layer's dtype and memory layout (CPU inference runs channels_last).
+        fmt = torch.channels_last if (x.ndim == 4 and not x.is_contiguous()
+                                      and x.is_contiguous(memory_format=torch.channels_last)) else torch.contiguous_format
+        return y.to(dtype).contiguous(memory_format=fmt)
 
     def to_dict(self) -> dict:
         out = {"layer": self.layer, "op": op_name(self.op), **dataclasses.asdict(self.op), "amount": self.amount}
