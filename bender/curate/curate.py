@@ -107,20 +107,23 @@ def similar_pairs(x: torch.Tensor, threshold: float, block: int = 1024) -> list[
     return out
 
 
-def image_pixels(image_set: ImageSet, item: ImageItem) -> int:
-    """Pixel count from the manifest or the file header (no decoding); bigger copies win dedup."""
+def keep_priority(image_set: ImageSet, item: ImageItem) -> tuple[int, int]:
+    """(pixels, file bytes): of near-duplicates the biggest image is kept, and of equal sizes the
+    biggest file (the least compressed). Read from the manifest or the file header, without decoding."""
+    if image_set.kind == "zip":
+        return 0, 0
+    path = image_set.root / item.path
+    size = path.stat().st_size
     rec = item.record or {}
     if isinstance(rec.get("width"), int) and isinstance(rec.get("height"), int):
-        return rec["width"] * rec["height"]
-    if image_set.kind == "zip":
-        return 0
+        return rec["width"] * rec["height"], size
     try:
         from PIL import Image
 
-        with Image.open(image_set.root / item.path) as im:
-            return im.size[0] * im.size[1]
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1], size
     except Exception:  # noqa: BLE001 - unreadable files are reported elsewhere
-        return 0
+        return 0, size
 
 
 def find_near_duplicates(x: torch.Tensor, order: list[int], threshold: float) -> dict[int, tuple[int, float]]:
@@ -157,8 +160,6 @@ def like_scores(x: torch.Tensor, examples: torch.Tensor, mode: str, seed: int = 
     if mode == "prototype":
         proto = torch.nn.functional.normalize(examples.mean(0), dim=0)
         return x @ proto
-    if mode != "logistic":
-        raise BenderError(f"--like-mode {mode}: expected prototype or logistic")
     # Examples are positives; the set (mostly unlabelled, some of it positive) is the negative class.
     # Weighted so both sides count equally; the ranking it gives is what matters, not calibration.
     torch.manual_seed(seed)
@@ -198,6 +199,20 @@ def example_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
+def validate(options: CurateOptions) -> None:
+    """Check the options before any slow work, so a typo fails in a second."""
+    if options.near_dup is not None and not 0 < options.near_dup <= 1:
+        raise BenderError(f"--near-dup {options.near_dup}: a cosine similarity in (0, 1], e.g. 0.95")
+    parse_amount(options.outliers, 100, "outliers")
+    parse_amount(options.like_top, 100, "like-top")
+    if options.like_mode not in ("prototype", "logistic"):
+        raise BenderError(f"--like-mode {options.like_mode}: expected prototype or logistic")
+    if options.clusters < 0:
+        raise BenderError(f"--clusters {options.clusters}: must be 0 (off) or more")
+    if options.like_top and not options.like:
+        raise BenderError("--like-top needs example images: --like EXAMPLES")
+
+
 def default_out_dir(image_set: ImageSet) -> Path:
     if image_set.kind == "zip":
         return image_set.root.with_name(image_set.root.stem + ".curation")
@@ -210,6 +225,7 @@ def curate(set_path: str | Path, options: CurateOptions, progress: bool = False)
     from bender.device import pick_device
     from bender.metrics.features import load_feature_extractor
 
+    validate(options)
     image_set = open_image_set(set_path)
     items = image_set.items
     out_dir = Path(options.out) if options.out else default_out_dir(image_set)
@@ -225,10 +241,8 @@ def curate(set_path: str | Path, options: CurateOptions, progress: bool = False)
 
     # near-duplicates: the biggest image of each group is kept
     if options.near_dup is not None and len(ok) > 1:
-        if not 0 < options.near_dup <= 1:
-            raise BenderError(f"--near-dup {options.near_dup}: a cosine similarity in (0, 1], e.g. 0.95")
-        pixels = {n: image_pixels(image_set, items[n]) for n in ok}
-        order = sorted(range(len(ok)), key=lambda r: (-pixels[ok[r]], ok[r]))
+        priority = {n: keep_priority(image_set, items[n]) for n in ok}
+        order = sorted(range(len(ok)), key=lambda r: (-priority[ok[r]][0], -priority[ok[r]][1], ok[r]))
         for r, (kept_r, sim) in find_near_duplicates(x_all[ok], order, options.near_dup).items():
             d = decisions[ok[r]]
             d.decision, d.duplicate_of, d.similarity = "duplicate", items[ok[kept_r]].key, round(sim, 4)

@@ -170,14 +170,9 @@ def discriminator_extractor(model_spec: str, device=None) -> FeatureExtractor:
 
 
 def sniff_file(path: Path) -> str:
-    """'classifier' | 'model' | 'torch' from content."""
+    """'classifier' | 'model' | 'torch' from content (safetensors first: its length prefix can look like a pickle)."""
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-        if head[:4] == b"PK\x03\x04":
-            return "torch"  # torch.save's zip container
-        if head[:1] == b"\x80":
-            # a legacy torch.save file and an NVIDIA network pickle both start as pickles
-            return "model" if b"torch_utils" in head or b"training_set_kwargs" in head else "torch"
         n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
         if 0 < n < 100_000_000 and head[8:9] == b"{":
             f.seek(8)
@@ -185,8 +180,12 @@ def sniff_file(path: Path) -> str:
                 meta = json.loads(f.read(n)).get("__metadata__") or {}
             except ValueError:
                 meta = {}
-            if meta.get("format") == "bender-classifier":
-                return "classifier"
+            return "classifier" if meta.get("format") == "bender-classifier" else "model"
+    if head[:4] == b"PK\x03\x04":
+        return "torch"  # torch.save's zip container
+    if head[:1] == b"\x80":
+        # a legacy torch.save file and an NVIDIA network pickle both start as pickles
+        return "model" if b"torch_utils" in head or b"training_set_kwargs" in head else "torch"
     return "model"
 
 
