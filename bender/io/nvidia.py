@@ -87,6 +87,8 @@ def read_snapshot(data: bytes, name: str = "") -> dict:
         raise BenderError(f"{name}: a TensorFlow-era StyleGAN pickle; convert it first with NVIDIA's "
                           f"legacy.py (stylegan2-ada-pytorch), then load the result. Supported: {SUPPORTED}") from None
     except pickle.UnpicklingError as e:
+        if "not allowed" not in str(e):
+            raise BenderError(f"{name}: truncated or corrupt pickle ({e}); re-download or re-export the file") from None
         raise BenderError(f"{name}: refused to load this pickle ({e}); only NVIDIA network snapshots are "
                           "read, and nothing in them is executed") from None
     except (EOFError, ValueError, IndexError, KeyError, TypeError, AttributeError, RuntimeError) as e:

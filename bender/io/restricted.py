@@ -94,7 +94,7 @@ def _load_storage(data: bytes):
 
 def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
     if state:
-        raise pickle.UnpicklingError("parameters with extra Python state are not supported")
+        raise pickle.UnpicklingError("a parameter with extra Python state is not allowed")
     return torch._utils._rebuild_parameter(data, requires_grad, backward_hooks)
 
 
@@ -110,13 +110,13 @@ def _safe_dtype(*args, **kwargs):
 
 def _safe_scalar(dtype, data=None):
     if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMPY_KINDS or not isinstance(data, bytes):
-        raise pickle.UnpicklingError("only plain numeric numpy scalars are allowed in a network pickle")
+        raise pickle.UnpicklingError("a non-numeric numpy scalar is not allowed in a network pickle")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
 def _safe_reconstruct(subtype, shape, dtype):
     if subtype is not np.ndarray:
-        raise pickle.UnpicklingError("only plain numpy arrays are allowed in a network pickle")
+        raise pickle.UnpicklingError("a numpy array subclass is not allowed in a network pickle")
     return np.ndarray.__new__(np.ndarray, shape, dtype)
 
 
