@@ -38,7 +38,7 @@ def photo_tensor(name: str) -> torch.Tensor:
 
 @needs_mobilenet
 def test_packaged_mobilenet_loads_strictly_and_classifies_photos():
-    path = feat_mod.packaged_mobilenet_weights()
+    path = feat_mod.find_weights("mobilenet_v2")  # the package's file (or $BENDER_MOBILENET_V2_WEIGHTS)
     sd = torch.load(path, map_location="cpu", weights_only=True)
     net = MobileNetV2()
     assert list(net.state_dict()) == list(sd)  # names and order exactly torchvision's
