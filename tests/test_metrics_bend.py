@@ -77,6 +77,17 @@ def test_dataset_from_other_config_key_or_flag_and_an_external_original(tmp_path
                                              "snapshot-000004.000.safetensors"]
     assert points[0].from_original == 0 and points[0].to_target > points[1].to_target > points[2].to_target
 
+    # the layout `bender train` writes: settings under "train", resolved paths under "resolved"
+    (run_dir / "config.json").write_text(json.dumps({
+        "train": {"data": "gone/target.zip", "resume": str(source), "kimg": 4.0},
+        "resolved": {"dataset": {"path": str(data), "size": 48}, "model": {"G": {}}}}))
+    meter = BendMeter(run_dir, BendSettings(features="d:original", samples=16, device="cpu"))
+    assert meter.data == data and meter.original_path() == source
+    assert [p.snapshot for p in meter.measure_run()][0] == "original"
+    (run_dir / "config.json").write_text(json.dumps({"train": {"data": str(data), "resume": "moved.pkl"}}))
+    meter = BendMeter(run_dir, BendSettings(features="d:original", samples=16, device="cpu"))
+    assert meter.original_path().name == "snapshot-000002.000.safetensors"  # resume file gone: snapshot 0
+
     (run_dir / "config.json").write_text("{}")
     with pytest.raises(BenderError, match="pass --data ZIP"):
         BendMeter(run_dir, BendSettings(features="d:original", samples=16, device="cpu"))

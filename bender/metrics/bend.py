@@ -28,7 +28,7 @@ from bender.io.runs import SNAPSHOT_RE, list_snapshots
 from bender.metrics.frechet import FeatureStats, frechet_distance
 
 DATA_KEYS = ("data", "dataset", "data_path", "dataset_path")
-ORIGINAL_KEYS = ("resume", "resume_from", "resume_pkl", "init", "model")
+ORIGINAL_KEYS = ("resume", "resume_from", "resume_pkl")
 
 
 @dataclass
@@ -63,14 +63,27 @@ def read_run_config(run_dir: Path) -> dict:
         raise BenderError(f"{path}: not valid JSON") from None
 
 
-def config_value(config: dict, keys: tuple[str, ...]) -> str | None:
-    """The first of `keys` set in config.json, at the top level or one level down (e.g. under 'train')."""
+def config_values(config: dict, keys: tuple[str, ...]) -> list[str]:
+    """Values of `keys` in config.json, at the top level or one level down (bender train writes
+    {"train": {"data": ..., "resume": ...}, "resolved": {"dataset": {"path": ...}}}), in that order."""
     scopes = [config] + [v for v in config.values() if isinstance(v, dict)]
+    found = []
     for scope in scopes:
         for key in keys:
             value = scope.get(key)
-            if isinstance(value, str) and value:
-                return value
+            if isinstance(value, dict):
+                value = value.get("path")
+            if isinstance(value, str) and value and value not in found:
+                found.append(value)
+    return found
+
+
+def resolve_path(candidates: list[str], run_dir: Path) -> Path | None:
+    """The first candidate that exists (as given, or relative to the run folder), else None."""
+    for c in candidates:
+        for p in (Path(c), run_dir / c):
+            if p.exists():
+                return p
     return None
 
 
@@ -96,15 +109,29 @@ class BendMeter:
         self.progress = progress
         self.device = torch.device(device) if device is not None else pick_device(self.settings.device)
         config = read_run_config(self.run_dir)
-        data = data or config_value(config, DATA_KEYS)
-        if not data:
-            raise BenderError(f"{self.run_dir}: config.json names no dataset; pass --data ZIP")
+        if data is None:
+            candidates = config_values(config, DATA_KEYS)
+            if not candidates:
+                raise BenderError(f"{self.run_dir}: config.json names no dataset; pass --data ZIP")
+            found = resolve_path(candidates, self.run_dir)
+            if found is None:
+                raise BenderError(f"dataset {candidates[0]} (named in {self.run_dir}/config.json) not found; "
+                                  "pass --data ZIP")
+            data = found
         self.data = Path(data)
-        if not self.data.is_absolute() and not self.data.exists() and (self.run_dir / self.data).exists():
-            self.data = self.run_dir / self.data
         if not self.data.exists():
             raise BenderError(f"dataset {self.data} not found; pass --data ZIP")
-        self.original_spec = original or config_value(config, ORIGINAL_KEYS)
+        # The start model: --original, else config.json's resume (when the file is still there), else snapshot 0.
+        self.original_spec = original
+        if original is None:
+            resume = config_values(config, ORIGINAL_KEYS)
+            from bender.io.load import DEFAULT_MODEL_NAMES
+
+            if resume and resume[0] in DEFAULT_MODEL_NAMES:
+                self.original_spec = resume[0]
+            elif resume:
+                found = resolve_path(resume, self.run_dir)
+                self.original_spec = str(found) if found is not None else None
         self._extractor = None
         self._target: FeatureStats | None = None
         self._original: np.ndarray | None = None
