@@ -92,17 +92,25 @@ int emu_bias_act(const float* x, const float* b, const float* g, const float* gg
 
 // ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest
 // strides: x's four strides then y's four. path: 1 generic, 2 tiled. Returns the path used
-// (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p.
+// (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
+// vec_load.
 int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, const int64_t* strides, float gain,
                   int path, int* plan) {
     Upfirdn2dParams p;
-    p.x = x, p.f = f, p.y = y, p.gain = gain;
+    p.f = f, p.y = y, p.gain = gain;
     p.n = ints[0], p.c = ints[1], p.h = ints[2], p.w = ints[3];
     p.upx = ints[4], p.upy = ints[5], p.downx = ints[6], p.downy = ints[7];
     p.px0 = ints[8], p.px1 = ints[9], p.py0 = ints[10], p.py1 = ints[11];
     p.fw = ints[12], p.fh = ints[13], p.f_ndim = ints[14], p.flip = ints[15], p.channels_fastest = ints[16];
     p.sxn = strides[0], p.sxc = strides[1], p.sxh = strides[2], p.sxw = strides[3];
     p.syn = strides[4], p.syc = strides[5], p.syh = strides[6], p.syw = strides[7];
+    // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
+    // element (on the GPU, inside the allocator's padding). Here x is copied into a padded buffer.
+    int64_t extent = 1;
+    for (int i = 0; i < 4; i++) extent += static_cast<int64_t>((i == 0 ? p.n : i == 1 ? p.c : i == 2 ? p.h : p.w) - 1) * strides[i];
+    std::vector<float> padded(extent + 16, kNaN);
+    std::copy(x, x + extent, padded.begin());
+    p.x = padded.data();
     p.wo = upfirdn2d_out_size(p.w, p.upx, p.downx, p.px0, p.px1, p.fw);
     p.ho = upfirdn2d_out_size(p.h, p.upy, p.downy, p.py0, p.py1, p.fh);
     if (p.wo < 1 || p.ho < 1) return kErrTooLarge;
@@ -120,6 +128,7 @@ int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, con
         result = 0;
     }
     if (plan) {
+        plan[6] = p.vec_load;
         plan[0] = p.bx, plan[1] = p.by, plan[2] = p.bp, plan[3] = p.tiles_x, plan[4] = p.tiles_y, plan[5] = p.tiles_p;
     }
     return result;

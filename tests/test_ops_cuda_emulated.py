@@ -148,7 +148,7 @@ def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
     ints = (ctypes.c_int * 17)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
                                int(cl))
     strides = (I64 * 8)(*x.stride(), *y.stride())
-    plan = (ctypes.c_int * 6)()
+    plan = (ctypes.c_int * 7)()
     f = f.float().contiguous()
     r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, plan)
     return r, y, tuple(plan)
@@ -195,6 +195,8 @@ def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind
                 x = layout(torch.randn(*size, generator=g), mem)
                 r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, flip, 1.7, path=2)
                 assert r == 1, f"tiled path not taken (code {r}) for {size} pad {pad}"
+                planar = not (x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous())
+                assert plan[6] == (planar and x.stride(3) == 1), "16-byte loads exactly for planar unit-stride rows"
                 ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, flip, 1.7)
                 np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5,
                                            err_msg=f"size {size} pad {pad} flip {flip} plan {plan}")
@@ -238,6 +240,6 @@ def test_upfirdn2d_plan_uses_many_planes_per_block_for_small_images(emu):
                                                False, 4.0, path=2)
     assert bx * by * bp == 128 and bp >= 8
     x = torch.randn(1, 3, 256, 256)
-    _, _, (bx, by, bp, tiles_x, tiles_y, tiles_p) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1),
+    _, _, (bx, by, bp, tiles_x, tiles_y, tiles_p, _) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1),
                                                                   (1, 1, 1, 1), False, 1.0, path=2)
     assert (bx, bp) == (16, 1) and tiles_p == 3 and tiles_x * bx * 4 >= 256

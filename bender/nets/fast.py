@@ -37,6 +37,7 @@ class FastOptions:
     cuda_graph: bool = True
     compile: bool = False
     noise_mode: str = "const"  # "const" is deterministic per seed; "random" also works inside graphs
+    cudnn_benchmark: bool = True  # let cuDNN time its algorithms for the fixed shapes (a global setting)
     max_graphs: int = 4  # captured graphs kept (each holds its own activation memory)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,8 @@ class FastGenerator:
         self.G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
         if self.options.channels_last and self.on_cuda:
             self._use_channels_last()
+        if self.options.cudnn_benchmark and self.on_cuda:
+            torch.backends.cudnn.benchmark = True
         self._call = self.G
         if self.options.compile and self.on_cuda:
             self._call = torch.compile(self.G, dynamic=False)

@@ -72,6 +72,7 @@ struct Upfirdn2dParams {
     int ox_first = 0, oy_first = 0;         // output coordinate of the first tile's origin (<= 0)
     int tiw = 0, tih = 0, pitch = 0;        // input tile width, height; shared-memory row pitch
     int load_lanes = 1, load_lanes_log2 = 0;
+    int vec_load = 0;                       // planar x, unit x stride, 16-byte aligned: wide loads
     int smem_bytes = 0;
 };
 

@@ -131,6 +131,7 @@ inline bool upfirdn2d_plan(Upfirdn2dParams& p) {
         const int lanes = pow2_ceil(p.pitch) < 32 ? pow2_ceil(p.pitch) : 32;
         p.load_lanes = lanes < nthreads ? lanes : nthreads;
     }
+    p.vec_load = !p.channels_fastest && p.sxw == 1 && aligned16(p.x);
     p.load_lanes_log2 = 0;
     while ((1 << p.load_lanes_log2) < p.load_lanes) p.load_lanes_log2++;
     p.tiles_x = ceil_div(p.wo - p.ox_first, p.bx * SX);
@@ -176,9 +177,14 @@ BENDER_HD void tile_phase_planes(const Upfirdn2dParams& p, const TileOrigin& t, 
 // Phase 1: stage the input tile (zeros outside x) in shared memory, as float.
 // Layout [plane][row][pitch] when x is planar (threads read along x), [row][col][plane] when x is
 // channels_last (threads read along channels). Either way a warp reads consecutive addresses.
+// Planar rows are read in 16-byte chunks when possible: aligned at absolute addresses, so rows of
+// any width and offset qualify, and elements of a chunk outside the tile are simply dropped. (A
+// chunk may extend up to 15 bytes past the tensor's last element; allocations are padded to far
+// more than that.)
 template <typename T>
 BENDER_HD void tile_phase_load(const Upfirdn2dParams& p, const TileOrigin& t, int tid, int nthreads,
                                const int64_t* in_off, float* tile) {
+    constexpr int VE = 16 / sizeof(T);
     const T* x = static_cast<const T*>(p.x);
     const int lane = tid & (p.load_lanes - 1);
     const int row_step = nthreads >> p.load_lanes_log2;
@@ -189,11 +195,31 @@ BENDER_HD void tile_phase_load(const Upfirdn2dParams& p, const TileOrigin& t, in
             const int64_t base = in_off[pl];
             const bool row_ok = base >= 0 && gy >= 0 && gy < p.h;
             float* dst = tile + static_cast<int64_t>(row) * p.pitch;
-            for (int ix = lane; ix < p.pitch; ix += p.load_lanes) {
-                const int gx = t.qx + ix;
-                float v = 0.f;
-                if (row_ok && ix < p.tiw && gx >= 0 && gx < p.w) v = Num<T>::load(x[base + gy * p.sxh + gx * p.sxw]);
-                dst[ix] = v;
+            // Columns [lo, hi) of x land in this row of the tile; everything else is zero.
+            const int lo = row_ok ? (t.qx > 0 ? t.qx : 0) : 0;
+            const int hi = row_ok ? (t.qx + p.tiw < p.w ? t.qx + p.tiw : p.w) : 0;
+            if (p.vec_load) {
+                for (int ix = lane; ix < p.pitch; ix += p.load_lanes) {
+                    const int gx = t.qx + ix;
+                    if (gx < lo || gx >= hi) dst[ix] = 0.f;
+                }
+                if (lo < hi) {
+                    const int64_t a0 = base + gy * p.sxh;  // element index of column 0 of this row
+                    const int64_t c0 = (a0 + lo) / VE, c1 = (a0 + hi - 1) / VE;
+                    for (int64_t c = c0 + lane; c <= c1; c += p.load_lanes) {
+                        const Vec<T, VE> v = load_vec<T, VE>(x + c * VE);
+#pragma unroll
+                        for (int k = 0; k < VE; k++) {
+                            const int64_t gx = c * VE + k - a0;
+                            if (gx >= lo && gx < hi) dst[gx - t.qx] = Num<T>::load(v.v[k]);
+                        }
+                    }
+                }
+            } else {
+                for (int ix = lane; ix < p.pitch; ix += p.load_lanes) {
+                    const int gx = t.qx + ix;
+                    dst[ix] = (gx >= lo && gx < hi) ? Num<T>::load(x[base + gy * p.sxh + gx * p.sxw]) : 0.f;
+                }
             }
         }
     } else {
