@@ -28,9 +28,9 @@ def mode() -> str:
 
 def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:
     """True when `op` on tensor `x` should run through the CUDA extension."""
-    want = impl or mode()
-    if want != "cuda" and _compiling():
+    if _compiling():
         return False  # under torch.compile the reference ops fuse; opaque kernels would break the graph
+    want = impl or mode()
     if want == "ref" or x.device.type != "cuda":
         if want == "cuda" and impl == "cuda" and x.device.type != "cuda":
             raise RuntimeError(f"{op}: impl='cuda' needs a CUDA tensor")
