@@ -103,6 +103,7 @@ def main() -> int:
         _, batch = CONFIGS[res]
         for name, ops_mode, build in variants(G, args.compile):
             os.environ["BENDER_OPS"] = ops_mode
+            torch.backends.cudnn.benchmark = False  # FastGenerator turns it on for its own variants
             t0 = time.perf_counter()
             try:
                 img_s, ms = throughput(build(), batch, args.batches, G.z_dim)
