@@ -50,7 +50,8 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False,
                 half_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
         device = (x if x is not None else img).device
-        dtype = half_dtype if (self.use_fp16 and not force_fp32 and device.type == "cuda") else torch.float32
+        use_half = self.use_fp16 and not force_fp32 and (device.type == "cuda" or half_dtype == torch.bfloat16)
+        dtype = half_dtype if use_half else torch.float32
         fmt = torch.channels_last if (self.channels_last and dtype != torch.float32) else torch.contiguous_format
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)

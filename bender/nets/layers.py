@@ -89,6 +89,19 @@ class Conv2dLayer(nn.Module):
                 f"up={self.up}, down={self.down}")
 
 
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8,
+                              w2: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, O] = 1 / sqrt(sum_{i,kh,kw} (weight[o, i, kh, kw] * styles[b, i])^2 + eps).
+
+    Computed as (styles^2) @ (sum over the kernel of weight^2)^T: the same sum regrouped, so the
+    [B, O, I, kh, kw] modulated weights are never materialised just to be squared. `w2` may pass
+    in that kernel sum, precomputed.
+    """
+    if w2 is None:
+        w2 = weight.square().sum(dim=[2, 3])
+    return (styles.square() @ w2.t().to(styles.dtype) + eps).rsqrt()
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -101,6 +114,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     fused_modconv: bool = True,
+    w2: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN2's weight (de)modulation (Karras et al. 2020, eqs. 1-3).
 
@@ -111,6 +125,8 @@ def modulated_conv2d(
     Two equivalent computations: `fused_modconv` builds per-sample weights and runs one grouped
     convolution (fast for inference); otherwise the styles scale the activations before and after
     a shared convolution (cheaper gradients, used in training).
+
+    `w2` optionally gives `weight.square().sum([2, 3])`, which depends only on the weights.
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -119,15 +135,13 @@ def modulated_conv2d(
         # Pre-scale so that fp16 intermediate products cannot overflow; cancelled by demodulation.
         weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        w2 = None  # the weights were rescaled
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
+    dcoefs = demodulation_coefficients(weight, styles, w2=w2) if demodulate else None
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
-    if demodulate and fused_modconv:
-        w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+        if demodulate:
+            w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bender.nets.cache import DerivedWeights, channels_last_weight
 from bender.nets.config import channels_at, fp16_resolution
 from bender.nets.layers import Conv2dLayer, FullyConnectedLayer, modulated_conv2d
 from bender.ops import bias_act, setup_filter, upsample2d
@@ -44,6 +45,7 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("resample_filter", setup_filter(resample_filter or [1, 3, 3, 1]))
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+        self._derived = DerivedWeights()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
                 gain: float = 1.0, noise_gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,9 +61,14 @@ class SynthesisLayer(nn.Module):
                 raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
             if noise_gain != 1:
                 noise = noise * noise_gain
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+        weight = self.weight
+        if not fused_modconv and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+            weight = self._derived.get(f"cl-{x.dtype}", weight,
+                                       lambda w: channels_last_weight(w, transposed=self.up > 1).to(x.dtype))
+        w2 = self._derived.get("w2", self.weight, lambda w: w.square().sum(dim=[2, 3]))
+        x = modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused_modconv=fused_modconv)
+                             fused_modconv=fused_modconv, w2=w2)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
@@ -128,15 +135,23 @@ class SynthesisBlock(nn.Module):
                 half_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
         on_cuda = ws.device.type == "cuda"
-        dtype = half_dtype if (self.use_fp16 and not force_fp32 and on_cuda) else torch.float32
-        fmt = torch.channels_last if (self.channels_last and dtype != torch.float32) else torch.contiguous_format
+        # The network's reduced-precision blocks: float16 only on CUDA (CPUs are slow at it and
+        # NVIDIA's CPU path differs from its GPU path anyway); bfloat16 on request, also on CPUs.
+        use_half = self.use_fp16 and not force_fp32 and (on_cuda or half_dtype == torch.bfloat16)
+        dtype = half_dtype if use_half else torch.float32
+        # channels_last: NVIDIA's choice for fp16 layers on GPUs; on CPUs oneDNN's convolutions are
+        # 2-3x faster in NHWC at every size StyleGAN uses, so CPU inference always uses it.
+        cl = (self.channels_last and dtype != torch.float32) or not on_cuda
+        fmt = torch.channels_last if cl else torch.contiguous_format
         if fused_modconv is None:
-            fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
+            # Per-sample weights + grouped conv pay off on GPUs; on CPUs modulating the activations
+            # is cheaper at every batch size (no [B, O, I, k, k] weight tensor, static conv weights).
+            fused_modconv = (not self.training) and on_cuda and (dtype == torch.float32 or ws.shape[0] == 1)
         layer_kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode, noise_gain=noise_gain,
                         generator=generator)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=fmt).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).to(memory_format=fmt)
             x = self.conv1(x, next(w_iter), **layer_kw)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=fmt)
