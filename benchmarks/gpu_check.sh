@@ -79,12 +79,11 @@ step "pytest -m cuda" 300 pytest.log "$PY" -m pytest -m cuda -q -p no:cacheprovi
 # 4. Kernel vs reference vs bandwidth floor.
 step "benchmarks/ops.py" 200 ops.log "$PY" benchmarks/ops.py --json "$DIR/ops.json"
 
-# 5. G inference throughput.
-step "benchmarks/generate_gpu.py" 200 generate_gpu.log "$PY" benchmarks/generate_gpu.py --batches 20 \
-  --json "$DIR/generate_gpu.json"
+# 5. G inference throughput: NVIDIA's configs and batch sizes; kernels, ref ops, FastGenerator rows.
+step "benchmarks/generate.py" 200 generate.log "$PY" benchmarks/generate.py --device cuda --configs 256,1024
 
 # 6. Other engineers' benchmarks, when present, with short settings.
-for name in generate train render embed; do
+for name in train render embed; do
   script=benchmarks/$name.py
   [ -f "$script" ] || continue
   args=(--device cuda)
@@ -94,8 +93,8 @@ done
 
 # 7. torch.compile, only if time is left (it takes minutes to warm up).
 if [ "$(left)" -gt 120 ]; then
-  step "generate_gpu --compile (256)" 150 generate_compile.log "$PY" benchmarks/generate_gpu.py --res 256 \
-    --batches 20 --compile --json "$DIR/generate_compile.json"
+  step "generate.py --compile (256)" 150 generate_compile.log "$PY" benchmarks/generate.py --device cuda \
+    --configs 256 --compile
 fi
 
 # 8. The tables, then ONE summary table last.
@@ -114,9 +113,9 @@ def read(name):
 ops = read("ops.log")
 if "kernel ms" in ops:
     print(ops[ops.index("op "):].rstrip() if "op " in ops else ops.rstrip())
-gen = read("generate_gpu.log") + read("generate_compile.log")
+gen = read("generate.log") + read("generate_compile.log")
 for line in gen.splitlines():
-    if re.match(r"\s*(res|\d+)\s", line) or line.startswith("-"):
+    if line.startswith("|") or "FAILED" in line:
         print(line)
 
 rows = []
@@ -137,13 +136,18 @@ for line in read("steps.tsv").splitlines():
         m = re.search(r"worst kernel at (\d+)% of its floor", text)
         b = re.search(r"copy: (\S+ TB/s)", text)
         detail = f"worst kernel {m.group(1)}% of floor (target 70%); copy {b.group(1)}" if m else text[-150:]
-    elif name.startswith("benchmarks/generate_gpu") or name.startswith("generate_gpu"):
+    elif "generate.py" in name:
         best = {}
         for line2 in text.splitlines():
-            g = re.match(r"\s*(\d+)\s+\d+\s+(.*?)\s+(\d+)\s+[\d.]+\s+([\d.]+)x", line2)
-            if g and int(g.group(3)) > best.get(g.group(1), (0, "", 0))[0]:
-                best[g.group(1)] = (int(g.group(3)), g.group(2), float(g.group(4)))
-        detail = "; ".join(f"{r}²: {v[0]} img/s = {v[2]:.2f}x NVIDIA ({v[1]})" for r, v in best.items()) or text[-150:]
+            cells = [c.strip() for c in line2.strip().strip("|").split("|")]
+            if len(cells) == 8 and cells[1] == "cuda":
+                try:
+                    img_s = float(cells[5])
+                except ValueError:
+                    continue
+                if img_s > best.get(cells[0], (0.0, "", ""))[0]:
+                    best[cells[0]] = (img_s, cells[2], cells[7])
+        detail = "; ".join(f"{c}: {v[0]:.0f} img/s {v[2]} ({v[1]})" for c, v in best.items()) or text[-150:]
     else:
         detail = (text.strip().splitlines() or [""])[-1][:150]
     rows.append((name, status, secs, detail.replace("\n", " ")))

@@ -58,7 +58,8 @@ class FastGenerator:
         device = torch.device(device) if device is not None else next(G.parameters()).device
         self.device = device
         self.on_cuda = device.type == "cuda"
-        self.half_dtype = HALF_DTYPES[self.options.half]
+        # On the CPU, G's own default (float32 there): the wrapper must not change CPU numerics.
+        self.half_dtype = HALF_DTYPES[self.options.half] if self.on_cuda else torch.float16
         self.G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
         if self.options.channels_last and self.on_cuda:
             self._use_channels_last()
