@@ -77,10 +77,20 @@ def render_rate(walk, device, prefetch: int) -> float:
 
 
 def walk_script_for(model: Path, frames: int, batch: int) -> walk_script.WalkScript:
-    keys = 4
-    text = (f"model: {model}\nloop: true\nframes: {max(1, frames // keys)}\nbatch: {batch}\npsi: 0.7\n"
-            f"interpolation: slerp\nkeyframes: [1, 2, 3, 4]\n")
-    return walk_script.loads(text)
+    """Built directly (no YAML parsing), so the GPU machine needs no PyYAML for the core columns."""
+    keys = [walk_script.Keyframe(seed=s) for s in (1, 2, 3, 4)]
+    return walk_script.WalkScript(model=str(model), loop=True, frames=max(1, frames // len(keys)), batch=batch,
+                                  psi=0.7, interpolation="slerp", keyframes=keys).validate()
+
+
+def can_encode() -> bool:
+    """The +mp4 column needs imageio-ffmpeg and PyYAML (for the sidecar), absent on some GPU boxes."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+        import yaml  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -108,9 +118,11 @@ def main() -> None:
                 raw = max(raw, raw_g(walk.G, device, batch, n))
                 inline = max(inline, render_rate(walk, device, prefetch=0))
                 threaded = max(threaded, render_rate(walk, device, prefetch=2))
-            start = time.perf_counter()
-            result = render_script(script, Path(tmp) / "walk.mp4", device=device, walk=walk)
-            mp4_rate = result.video.frames / (time.perf_counter() - start)
+            mp4_rate = float("nan")
+            if can_encode():
+                start = time.perf_counter()
+                result = render_script(script, Path(tmp) / "walk.mp4", device=device, walk=walk)
+                mp4_rate = result.video.frames / (time.perf_counter() - start)
             rows.append((batch, n, raw, inline, threaded, mp4_rate))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()}, " \
         f"{torch.get_num_threads()} threads)"

@@ -367,8 +367,8 @@ class Bend:
         if mask is not None:
             y = torch.where(mask, y, xf)
         # Hand back the layer's dtype and memory layout (CPU inference runs channels_last).
-        fmt = torch.channels_last if (x.ndim == 4 and not x.is_contiguous()
-                                      and x.is_contiguous(memory_format=torch.channels_last)) else torch.contiguous_format
+        channels_last = x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
         return y.to(dtype).contiguous(memory_format=fmt)
 
     def to_dict(self) -> dict:
