@@ -16,7 +16,7 @@ from bender.latent.seeds import zs_from_seeds
 
 def perturbed(model, seed: int, scale: float = 0.3):
     """A 'fine-tuned' copy: same architecture, every float tensor of G_ema moved."""
-    out = copy_of(model)
+    out = model.clone()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in out.G_ema.state_dict().items():
@@ -26,7 +26,7 @@ def perturbed(model, seed: int, scale: float = 0.3):
 
 
 def copy_of(model) -> Model:
-    # Only G_ema: Model.clone() cannot deep-copy the NVIDIA skeleton of a pickle-loaded model (core issue).
+    """G_ema only: the snapshots of a bender run hold bender models, not NVIDIA skeletons."""
     return Model(G_ema=copy.deepcopy(model.G_ema), lineage=dataclasses.replace(model.lineage))
 
 
