@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ class WeightBlender:
 
 
 def read_generator_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """G_ema tensors (state-dict names) and the stored G config JSON of a bender .safetensors file."""
+    """G_ema tensors (state-dict names) and the stored generator config (canonical JSON) of a snapshot."""
     from safetensors import safe_open
 
     try:
@@ -170,7 +171,11 @@ def read_generator_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         raise BenderError(f"{path.name}: cannot read snapshot ({e}); is the run folder complete?") from None
     if not tensors:
         raise BenderError(f"{path.name}: the snapshot holds no generator")
-    return tensors, meta.get("config", "")
+    try:
+        g_config = json.dumps(json.loads(meta.get("config", "{}")).get("G"), sort_keys=True)
+    except ValueError:
+        g_config = ""
+    return tensors, g_config
 
 
 class Timeline:
