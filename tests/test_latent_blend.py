@@ -165,3 +165,13 @@ def test_timeline_by_kimg(run_dir):
 def test_timeline_errors(tmp_path):
     with pytest.raises(BenderError, match="no checkpoints"):
         Timeline(tmp_path)
+
+
+def test_timeline_refuses_mixed_architectures(pair, fixtures_dir, tmp_path):
+    a, _ = pair
+    other = load(fixtures_dir / "networks" / "sg2ada-res64-fp16-cond.pkl")
+    save_model(copy_of(a), tmp_path / "checkpoints" / "snapshot-000000.000.safetensors")
+    save_model(other, tmp_path / "checkpoints" / "snapshot-000004.000.safetensors")
+    tl = Timeline(tmp_path)
+    with pytest.raises(BenderError, match="different architecture"):
+        tl.generator_at(1.0)
