@@ -28,8 +28,9 @@ IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .apng .webp .gif .bmp .dib .tif .tiff .tga .ppm .pgm .pbm .pnm "
     ".qoi .avif .jp2 .j2k .heic .heif".split())
 MANIFEST_NAME = "manifest.jsonl"
-PROVENANCE_FIELDS = ("query", "provider", "image_url", "landing_url", "license", "license_version",
-                     "license_url", "creator", "creator_url", "title", "attribution")
+PROVENANCE_FIELDS = ("query", "provider", "provider_id", "image_url", "final_url", "landing_url", "license",
+                     "license_version", "license_url", "creator", "creator_url", "title", "attribution",
+                     "fetched_at")
 
 
 @dataclass(frozen=True)
