@@ -488,3 +488,31 @@ def test_to_mode_handles_pa_and_premultiplied():
     for img in (rgba.convert("PA"), rgba.convert("RGBa")):
         out = np.asarray(to_mode(img, 3, (255, 255, 255)))
         assert (out[:, :2] == 255).all() and (out[:, 2:] == [0, 255, 0]).all(), img.mode
+
+
+def test_packs_a_manifest_written_by_the_scrapers(tmp_path):
+    """The format contract with scrapers/manifest.py, through its own writer."""
+    manifest = pytest.importorskip("scrapers.manifest")
+    from scrapers.candidate import Candidate
+
+    root = tmp_path / "moss"
+    (root / "images").mkdir(parents=True)
+    records = []
+    for i, query in enumerate(["moss", "lichen", "moss"]):
+        path = f"images/{i:064x}.jpg"
+        texture(90, 90, seed=40 + i).save(root / path)
+        c = Candidate(provider="openverse", provider_id=str(i), query=query, image_url=f"https://x.org/{i}.jpg",
+                      license="by-sa", license_version="2.0", creator=f"C{i}", attribution=f"photo {i} by C{i}")
+        records.append(manifest.make_record(c, "kept", path=path, width=90, height=90))
+    dropped = Candidate(provider="openverse", provider_id="9", query="moss", image_url=None)
+    records.append(manifest.make_record(dropped, "rejected", "http 404"))
+    with manifest.ManifestWriter(root / "manifest.jsonl", fsync=False) as writer:
+        for record in records:
+            writer.append(record)
+    report = pack([root], tmp_path / "moss.zip", resolution=64, labels="manifest", jobs=1)
+    assert report.images == 3 and report.class_names == ["lichen", "moss"]
+    assert [k.label for k in report.kept] == [1, 0, 1]
+    with zipfile.ZipFile(report.out) as zf:
+        prov = [json.loads(line) for line in zf.read("provenance.jsonl").decode().splitlines()]
+    assert [p["attribution"] for p in prov] == ["photo 0 by C0", "photo 1 by C1", "photo 2 by C2"]
+    assert all(p["provider_id"] and p["fetched_at"] for p in prov)
