@@ -93,6 +93,10 @@ def test_render_queue_batches_waiting_jobs_by_key_and_isolates_errors():
     calls = []
     gate = threading.Event()
 
+    class Renderer:  # handlers pass bound methods: a fresh object on every attribute access
+        def render(self, key, items):
+            return fn(key, items)
+
     def fn(key, items):
         calls.append((key, list(items)))
         if key == "slow":
@@ -107,9 +111,11 @@ def test_render_queue_batches_waiting_jobs_by_key_and_isolates_errors():
     time.sleep(0.2)
     results, errors = {}, {}
 
+    renderer = Renderer()
+
     def user(key, item):
         try:
-            results[(key, item)] = q.submit(fn, key, item)
+            results[(key, item)] = q.submit(renderer.render, key, item)
         except ValueError as e:
             errors[(key, item)] = str(e)
 

@@ -73,9 +73,9 @@ class RenderQueue:
                 while not self._pending:
                     self._cond.wait()
                 jobs, self._pending = self._pending, []
-            groups: OrderedDict[tuple, list[_Job]] = OrderedDict()
+            groups: OrderedDict[tuple, list[_Job]] = OrderedDict()  # bound methods compare by (func, self)
             for job in jobs:
-                groups.setdefault((id(job.fn), job.key), []).append(job)
+                groups.setdefault((job.fn, job.key), []).append(job)
             for group in groups.values():
                 for start in range(0, len(group), self.max_batch):
                     self._run(group[start:start + self.max_batch])

@@ -1,0 +1,185 @@
+"""UI responsiveness and load, measured through a live server on loopback with gradio_client.
+
+    python benchmarks/ui_load.py                         # CPU, the embedded default model (or a stand-in)
+    python benchmarks/ui_load.py --device cuda --resolution 1024   # GPU target, 1024² stand-in
+    python benchmarks/ui_load.py --clients 16 --requests 20        # the load test of issue 8
+
+Measures, each as seen by a client (request sent -> picture's file ready):
+- `explore`: one visitor changing the seed, one request at a time (median / p95);
+- `plane map 5x5`: the plane tab's grid of thumbnails (when the build has the plane tab);
+- `plane click`: clicking a point of the map (the point's picture, large);
+- `bend alpha`: moving the bend slider (when the build has the bend tab);
+- load: `--clients` visitors at once, `--requests` seed changes each: errors, median / p95 latency,
+  requests/s and how many pictures the server rendered per forward pass.
+
+Targets (issue 8): CPU + default model: slider/click <= 300 ms median, 5x5 map <= 2 s;
+GPU + 1024² model: <= 150 ms median; load test: 0 errors.
+
+Without the embedded default model (it ships last) the script builds a stand-in with the same
+architecture (64², z = w = 512, 8 mapping layers, channel_base 8192, channel_max 512) and random
+weights; speed does not depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bender.io import Model, default_model_path, save_model  # noqa: E402
+from bender.nets import Generator, GeneratorConfig, MappingConfig, SynthesisConfig  # noqa: E402
+
+
+def stand_in_model(resolution: int, folder: Path) -> Path:
+    channel_base = 8192 if resolution <= 64 else 16384 if resolution <= 256 else 32768
+    cfg = GeneratorConfig(z_dim=512, w_dim=512, img_resolution=resolution, mapping=MappingConfig(num_layers=8),
+                          synthesis=SynthesisConfig(channel_base=channel_base, channel_max=512, num_fp16_res=4,
+                                                    conv_clamp=256))
+    torch.manual_seed(0)
+    G = Generator(cfg).eval()
+    path = folder / f"stand-in-{resolution}.safetensors"
+    save_model(Model(G_ema=G), path, parts=("G_ema",))
+    return path
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def timed(fn, n: int, warmup: int = 2) -> list[float]:
+    for i in range(warmup):
+        fn(i)
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(warmup + i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def measure(url: str, key: str, clients: int, requests: int, repeats: int, device: str) -> dict:
+    """The client side (run in its own process, so client threads do not steal the server's GIL)."""
+    from gradio_client import Client
+
+    endpoints = set(Client(url, analytics_enabled=False, verbose=False)
+                    .view_api(return_format="dict", print_info=False)["named_endpoints"])
+    rows: list[list[str]] = []
+
+    def single(name: str, call, target: str, n: int = repeats) -> None:
+        times = timed(call, n)
+        rows.append([name, f"{statistics.median(times) * 1000:.0f}", f"{percentile(times, 95) * 1000:.0f}", target])
+
+    c = Client(url, analytics_enabled=False, verbose=False)
+    target = "<= 150 ms median" if device.startswith("cuda") else "<= 300 ms median"
+    c.predict(key, api_name="/model_info")
+    single("explore: change seed", lambda i: c.predict(key, 1000 + i, 0.7, 0, "const", None, api_name="/explore"),
+           target)
+    single("explore: move psi", lambda i: c.predict(key, 7, (i % 20) / 10 - 0.5, 0, "const", None,
+                                                   api_name="/explore"), target)
+    if "/plane_map" in endpoints:
+        single("plane: map 5x5", lambda i: c.predict(key, "seeds", 10 + i, 20 + i, 30 + i, 0, 0, 0, 1.0, 1.0, 0.7,
+                                                        api_name="/plane_map"), "<= 2 s", n=max(5, repeats // 4))
+        single("plane: click a point", lambda i: c.predict((i % 10) / 10, 0.3, api_name="/plane_goto"), target)
+    if "/bend_alpha" in endpoints:
+        single("bend: move alpha", lambda i: c.predict(((i % 30) - 10) / 10, api_name="/bend_alpha"), target)
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def visitor(v: int) -> None:
+        try:
+            cl = Client(url, analytics_enabled=False, verbose=False)
+        except Exception as e:  # noqa: BLE001 - counted, not raised
+            with lock:
+                errors.append(f"connect: {e}")
+            return
+        for r in range(requests):
+            t = time.perf_counter()
+            try:
+                cl.predict(key, v * 1000 + r, 0.7, 0, "const", None, api_name="/explore")
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(str(e))
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=visitor, args=(v,)) for v in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"rows": rows, "latencies": latencies, "errors": errors, "wall": time.perf_counter() - start}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--resolution", type=int, default=None, help="use a stand-in of this resolution")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=20, help="single-visitor measurements per row")
+    ap.add_argument("--client-of", nargs=2, metavar=("URL", "KEY"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.client_of:
+        result = measure(*args.client_of, args.clients, args.requests, args.repeats, args.device)
+        print("RESULT " + json.dumps(result))
+        return
+
+    from bender.ui.app import serve
+    from bender.ui.config import UIConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix="bender-ui-bench-"))
+    if args.resolution is None and default_model_path().exists():
+        model, model_name = "default", "embedded default (64²)"
+    else:
+        res = args.resolution or 64
+        model = str(stand_in_model(res, tmp))
+        model_name = f"stand-in {res}² ({'default architecture' if res == 64 else 'NVIDIA config'})"
+    server = serve(UIConfig(models=[model], device=args.device, work_dir=tmp / "work"), port=None)
+    key = server.ctx.library.default_key()
+    queue = server.ctx.queue
+    try:
+        cmd = [sys.executable, __file__, "--client-of", server.url, key, "--device", args.device,
+               "--clients", str(args.clients), "--requests", str(args.requests), "--repeats", str(args.repeats)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        server.close()
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+    print(f"\nbender ui on {args.device} ({torch.get_num_threads()} torch threads), model: {model_name}\n")
+    print("| measurement | median ms | p95 ms | target |")
+    print("|---|---:|---:|---|")
+    for row in result["rows"]:
+        print("| " + " | ".join(row) + " |")
+    latencies, errors = result["latencies"], result["errors"]
+    n = len(latencies)
+    print(f"\nload: {args.clients} clients x {args.requests} requests, loopback\n")
+    print("| requests | errors | median ms | p95 ms | requests/s | pictures per forward pass |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    med = statistics.median(latencies) * 1000 if n else float("nan")
+    p95 = percentile(latencies, 95) * 1000 if n else float("nan")
+    print(f"| {n + len(errors)} | {len(errors)} | {med:.0f} | {p95:.0f} | {n / result['wall']:.1f} | "
+          f"{queue.items_run / max(queue.batches_run, 1):.1f} |")
+    if errors:
+        print("\nfirst errors:", *errors[:5], sep="\n  ")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
