@@ -6,9 +6,9 @@
 
 Measures, each as seen by a client (request sent -> picture's file ready):
 - `explore`: one visitor changing the seed, one request at a time (median / p95);
-- `plane map 5x5`: the plane tab's grid of thumbnails (when the build has the plane tab);
-- `plane click`: clicking a point of the map (the point's picture, large);
-- `bend alpha`: moving the bend slider (when the build has the bend tab);
+- `plane map 5x5`: the plane tab's grid of thumbnails (new axes, and panning the same plane);
+- `plane click`: going to a point of the map (the point's picture, large);
+- `bend`: moving a network bend's amount slider (live re-render with the bend applied);
 - load: `--clients` visitors at once, `--requests` seed changes each: errors, median / p95 latency,
   requests/s and how many pictures the server rendered per forward pass.
 
@@ -75,8 +75,6 @@ def measure(url: str, key: str, clients: int, requests: int, repeats: int, devic
     """The client side (run in its own process, so client threads do not steal the server's GIL)."""
     from gradio_client import Client
 
-    endpoints = set(Client(url, analytics_enabled=False, verbose=False)
-                    .view_api(return_format="dict", print_info=False)["named_endpoints"])
     rows: list[list[str]] = []
 
     def single(name: str, call, target: str, n: int = repeats) -> None:
@@ -86,16 +84,26 @@ def measure(url: str, key: str, clients: int, requests: int, repeats: int, devic
     c = Client(url, analytics_enabled=False, verbose=False)
     target = "<= 150 ms median" if device.startswith("cuda") else "<= 300 ms median"
     c.predict(key, api_name="/model_info")
-    single("explore: change seed", lambda i: c.predict(key, 1000 + i, 0.7, 0, "const", None, api_name="/explore"),
-           target)
-    single("explore: move psi", lambda i: c.predict(key, 7, (i % 20) / 10 - 0.5, 0, "const", None,
+    no_mix = (False, 1, "8-")
+    single("explore: change seed", lambda i: c.predict(key, 1000 + i, 0.7, 0, "const", None, *no_mix,
+                                                      api_name="/explore"), target)
+    single("explore: move psi", lambda i: c.predict(key, 7, (i % 20) / 10 - 0.5, 0, "const", None, *no_mix,
                                                    api_name="/explore"), target)
-    if "/plane_map" in endpoints:
-        single("plane: map 5x5", lambda i: c.predict(key, "seeds", 10 + i, 20 + i, 30 + i, 0, 0, 0, 1.0, 1.0, 0.7,
-                                                        api_name="/plane_map"), "<= 2 s", n=max(5, repeats // 4))
-        single("plane: click a point", lambda i: c.predict((i % 10) / 10, 0.3, api_name="/plane_goto"), target)
-    if "/bend_alpha" in endpoints:
-        single("bend: move alpha", lambda i: c.predict(((i % 30) - 10) / 10, api_name="/bend_alpha"), target)
+    # a new plane each time (seeds change): the map's cost including the plane's construction
+    single("plane: map 5x5 (new axes)", lambda i: c.predict(key, "seeds", 10 + i, 20 + i, 30 + i, 0, 0, 1.0, 0.7,
+                                                              None, api_name="/plane_map"), "<= 2 s",
+           n=max(5, repeats // 4))
+    single("plane: map 5x5 (pan)", lambda i: c.predict(key, "seeds", 10, 20, 30, i / 10, 0, 1.0, 0.7, None,
+                                                         api_name="/plane_map"), "<= 2 s", n=max(5, repeats // 4))
+    single("plane: click a point", lambda i: c.predict((i % 10) / 10, 0.3, False, api_name="/plane_goto"), target)
+    ones = [1.0] * 9
+
+    def bend(i: int):
+        return c.predict(key, "(none: bends only)", 0.0, *ones, "synthesis.b16.conv1", "rotate", "",
+                         ((i % 30) - 10) / 10, 1.0, "", True, 7, 0.7, 0, "const", None, False, 1, "8-",
+                         api_name="/bend_image")
+
+    single("bend: move a bend's amount", bend, target)
 
     latencies: list[float] = []
     errors: list[str] = []
@@ -111,7 +119,7 @@ def measure(url: str, key: str, clients: int, requests: int, repeats: int, devic
         for r in range(requests):
             t = time.perf_counter()
             try:
-                cl.predict(key, v * 1000 + r, 0.7, 0, "const", None, api_name="/explore")
+                cl.predict(key, v * 1000 + r, 0.7, 0, "const", None, False, 1, "8-", api_name="/explore")
                 with lock:
                     latencies.append(time.perf_counter() - t)
             except Exception as e:  # noqa: BLE001

@@ -20,8 +20,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402 - after the telemetry switches above
 
 TITLE = "bender"
+# Pictures fill their frame (a 64² model's picture is tiny otherwise). Not the plane map: Gradio
+# computes click positions assuming images are never scaled up, so the map is enlarged server-side.
 CSS = """
-#explore-image img, #plane-map img, #plane-point img, #bend-image img { image-rendering: auto; }
+#explore-image img, #plane-point img, #bend-image img, #timeline-image img {
+  width: 100%; height: 100%; object-fit: contain; }
 #model-info p { margin: 0.2em 0; }
 """
 

@@ -64,8 +64,8 @@ class ExportTab:
                     "(favourites or the plane path), with the Bend tab's settings when ticked there.")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                size = gr.Number(label="Pixels per image (blank = the model's resolution)", value=None, precision=0,
-                                 minimum=8, maximum=4096, elem_id="export-size")
+                size = gr.Number(label="Pixels per image (0 = the model's resolution)", value=0, precision=0,
+                                 elem_id="export-size")
                 fmt = gr.Radio(list(FORMATS), value="mp4 (H.264)", label="Video format", elem_id="export-format")
                 script_btn = gr.Button("Walk script (.yaml)", elem_id="export-script")
                 render_btn = gr.Button("Render video", variant="primary", elem_id="export-render")

@@ -22,6 +22,7 @@ from bender.ui.pictures import Picture, Weights, with_metadata
 from bender.ui.walks import AXES, PlaneAxes, model_ref, plane_script
 
 THUMB_MAX = 128  # map thumbnails are at most this many pixels
+MAP_PIXELS = 480  # smaller maps are enlarged to at least this width
 
 
 @dataclass
@@ -142,8 +143,13 @@ class PlaneTab:
         if thumbs[0].shape[0] != size:  # architectures without per-block RGB render full size
             thumbs = [np.asarray(Image.fromarray(t.squeeze()).resize((size, size), Image.LANCZOS)) for t in thumbs]
         thumbs = [t[..., None] if t.ndim == 2 else t for t in thumbs]
-        grid = make_grid(np.stack(thumbs), cols=n)
-        state = replace(state, thumb=size, base=Image.fromarray(grid.squeeze()))
+        grid = Image.fromarray(make_grid(np.stack(thumbs), cols=n).squeeze())
+        # Shown at its own pixel size (Gradio maps clicks assuming images are never scaled up), so
+        # small maps are enlarged here, by a whole factor to keep cells crisp.
+        scale = max(1, -(-MAP_PIXELS // grid.width))
+        if scale > 1:
+            grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+        state = replace(state, thumb=size * scale, base=grid)
         return self._draw(state), state, state.info()
 
     @user_errors
