@@ -88,9 +88,25 @@ class Picture:
         return (self.weights, self.cutoff, self.noise_mode, self.class_idx, self.size)
 
 
+class FastPng(Image.Image):
+    """A PIL image that writes PNGs with zlib level 1 unless told otherwise.
+
+    Gradio encodes every returned picture as a PNG at PIL's default level 6, which for a 1024²
+    picture costs more (about 0.2-0.8 s on a CPU core) than generating it on a GPU; level 1 is
+    several times faster for files about 15 % larger. Pixels and metadata are the same.
+    """
+
+    def save(self, fp, format=None, **params):  # noqa: A002 - PIL's signature
+        if str(format or getattr(fp, "name", "")).lower().endswith("png"):
+            params.setdefault("compress_level", 1)
+        return super().save(fp, format, **params)
+
+
 def with_metadata(image: Image.Image, metadata: dict) -> Image.Image:
-    """Attach PNG text chunks; Gradio writes `info` strings into the PNG it serves for download."""
+    """Attach PNG text chunks (Gradio writes `info` strings into the PNG it serves for download)."""
     image.info.update({str(k): str(v) for k, v in metadata.items() if v is not None})
+    if type(image) is Image.Image:
+        image.__class__ = FastPng
     return image
 
 
