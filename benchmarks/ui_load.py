@@ -135,6 +135,35 @@ def measure(url: str, key: str, clients: int, requests: int, repeats: int, devic
     return {"rows": rows, "latencies": latencies, "errors": errors, "wall": time.perf_counter() - start}
 
 
+def render_only(ctx, key: str, repeats: int) -> list[list[str]]:
+    """The same pictures rendered in the server process without HTTP: the render queue, the
+    generator and the PNG encoding Gradio does (what a faster client or network cannot remove)."""
+    import io
+
+    from bender.latent.planes import Plane, grid_coords
+    from bender.ui.pictures import Picture, Weights
+
+    def png(im) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "png", pnginfo=None)
+        return buf.getvalue()
+
+    w = Weights(model=key)
+    G = ctx.library.get(key).G
+    plane = Plane.from_seeds(G, [1, 2, 3])
+    uv = grid_coords(5, 5, 1.0)
+    thumb = min(G.img_resolution, 128)
+    rows = []
+    cases = [("explore picture", lambda i: [png(im) for im in ctx.paint(Picture(w, seed=i, psi=0.7))]),
+             ("plane map 5x5", lambda i: ctx.paint(*[Picture(w, ws=x, psi=0.7, size=thumb if thumb < G.img_resolution
+                                                             else None) for x in plane.points(uv + i / 10)]))]
+    for name, fn in cases:
+        times = timed(fn, repeats if "map" not in name else max(5, repeats // 4))
+        rows.append([f"{name} (render only)", f"{statistics.median(times) * 1000:.0f}",
+                     f"{percentile(times, 95) * 1000:.0f}", ""])
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -142,8 +171,15 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=20, help="single-visitor measurements per row")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
+    ap.add_argument("--client-cpus", default=None, help="pin the client process to these CPUs, e.g. 2-15")
     ap.add_argument("--client-of", nargs=2, metavar=("URL", "KEY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.client_cpus and hasattr(os, "sched_setaffinity") and args.client_of:
+        lo, _, hi = args.client_cpus.partition("-")
+        os.sched_setaffinity(0, range(int(lo), int(hi or lo) + 1))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.client_of:
         result = measure(*args.client_of, args.clients, args.requests, args.repeats, args.device)
         print("RESULT " + json.dumps(result))
@@ -163,17 +199,21 @@ def main() -> None:
     key = server.ctx.library.default_key()
     queue = server.ctx.queue
     try:
+        own = render_only(server.ctx, key, args.repeats)
         cmd = [sys.executable, __file__, "--client-of", server.url, key, "--device", args.device,
                "--clients", str(args.clients), "--requests", str(args.requests), "--repeats", str(args.repeats)]
+        if args.client_cpus:
+            cmd += ["--client-cpus", args.client_cpus]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     finally:
         server.close()
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
-    print(f"\nbender ui on {args.device} ({torch.get_num_threads()} torch threads), model: {model_name}\n")
+    gpu = f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""
+    print(f"\nbender ui on {args.device}{gpu} ({torch.get_num_threads()} torch threads), model: {model_name}\n")
     print("| measurement | median ms | p95 ms | target |")
     print("|---|---:|---:|---|")
-    for row in result["rows"]:
+    for row in result["rows"] + own:
         print("| " + " | ".join(row) + " |")
     latencies, errors = result["latencies"], result["errors"]
     n = len(latencies)
