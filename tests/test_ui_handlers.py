@@ -405,3 +405,15 @@ def test_serves_only_files_it_produced(server, fixtures_dir):
         assert httpx.get(base + url, timeout=30).status_code == 403, url
     config = httpx.get(server.url + "config", timeout=30).json()
     assert config["analytics_enabled"] is False and not config.get("share_url")
+
+
+def test_a_server_without_models_explains_what_to_do(tmp_path, monkeypatch):
+    import bender.ui.library
+
+    monkeypatch.setattr(bender.ui.library, "default_model_path", lambda: tmp_path / "not-installed.safetensors")
+    with running_ui(UIConfig(models=[], device="cpu", work_dir=tmp_path / "work")) as empty:
+        c = client(empty)
+        with pytest.raises(AppError, match="pick a model first .*upload one"):
+            c.predict(None, api_name="/model_info")
+        assert c.predict(None, api_name="/refresh_models")["choices"] == []
+        assert empty.guard.attempts == []

@@ -163,3 +163,22 @@ def test_guard_refuses_outbound_and_allows_loopback():
     # uninstalled afterwards
     assert socket.socket.connect is not None and NetGuard().attempts == []
     assert "guarded" not in repr(socket.getaddrinfo)
+
+
+def test_embedded_default_model_comes_first_when_installed(tmp_path, fixtures_dir, monkeypatch):
+    import importlib
+
+    import bender.ui.library as library
+
+    io_load = importlib.import_module("bender.io.load")  # (bender.io.load the attribute is the function)
+
+    assert library.ModelLibrary([], device="cpu").default_key() in (None, library.DEFAULT_KEY)
+    original, _ = save_pair(fixtures_dir, tmp_path)
+    monkeypatch.setattr(library, "default_model_path", lambda: original)
+    monkeypatch.setattr(io_load, "default_model_path", lambda: original)
+    lib = library.ModelLibrary([str(fixture_pkl(fixtures_dir))], device="cpu")
+    assert lib.choices()[0] == ("default (embedded)", "default") and lib.default_key() == "default"
+    assert lib.get("default").resolution == 32
+    from bender.ui.walks import model_ref
+
+    assert model_ref(lib.entry("default")) == "default"  # scripts name it portably

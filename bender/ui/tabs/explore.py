@@ -103,6 +103,8 @@ class ExploreTab:
     @staticmethod
     def pick_favourite(favourites: list[Picture], evt: gr.SelectData):
         """Clicking a favourite puts its settings back into the controls."""
+        if not isinstance(evt.index, int) or not 0 <= evt.index < len(favourites or []):
+            return (gr.update(),) * 10
         p = favourites[evt.index]
         return (p.weights.model, p.seed, p.psi, p.cutoff or 0, p.noise_mode,
                 gr.update(value=p.class_idx) if p.class_idx is not None else gr.update(),
