@@ -191,7 +191,7 @@ def test_plane_click_bend_slider_and_video_export(page, server, fixtures_dir, tm
     page.keyboard.press("Enter")
     page.get_by_role("tab", name="Export").click()
     page.click("#export-render")
-    page.wait_for_function("() => document.querySelector('#export-summary').innerText.includes('frames')",
+    page.wait_for_function("() => document.querySelector('#export-summary').innerText.includes('script sha256')",
                            timeout=120_000)
     assert "4 frames 32×32" in page.inner_text("#export-summary")
     page.wait_for_selector("#export-video video")

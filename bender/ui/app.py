@@ -7,6 +7,7 @@ Layout and wiring only; each tab lives in `bender/ui/tabs/` and every picture co
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -157,7 +158,12 @@ def serve(config: UIConfig, host: str = "127.0.0.1", port: int | None = None, au
 
     from bender.ui.netguard import NetGuard
 
-    guard = NetGuard(enforce=True).install() if guard_network and not share else None
+    guard = None
+    if guard_network and not share:
+        # uvicorn would pick uvloop when installed, whose connections bypass Python's socket module
+        # (and so the guard): keep the standard event loop.
+        sys.modules.setdefault("uvloop", None)
+        guard = NetGuard(enforce=True).install()
     demo, ctx = build_app(config)
     config.exports_dir.mkdir(parents=True, exist_ok=True)
     _, url, share_url = demo.launch(
