@@ -185,8 +185,8 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
 
-    from bender.ui.app import serve
     from bender.ui.config import UIConfig
+    from bender.ui.server import serve
 
     tmp = Path(tempfile.mkdtemp(prefix="bender-ui-bench-"))
     if args.resolution is None and default_model_path().exists():

@@ -69,7 +69,7 @@ def require_chromium() -> str:
 @contextlib.contextmanager
 def running_ui(config, **kwargs) -> Iterator:
     """A UI server on a free loopback port whose process records (and refuses) outbound connections."""
-    from bender.ui.app import serve
+    from bender.ui.server import serve
 
     server = serve(config, host="127.0.0.1", port=free_port(), **kwargs)
     try:

@@ -55,9 +55,9 @@ def ui(models, host, port, auth, models_dir, work_dir, max_upload_mb, device, sh
                       work_dir=Path(work_dir) if work_dir else None, max_upload_mb=max_upload_mb)
     if not os.environ.get("GRADIO_TEMP_DIR"):
         os.environ["GRADIO_TEMP_DIR"] = str(config.work_dir / "gradio-cache")
-    from bender.ui.app import serve
+    from bender.ui.server import serve
 
-    server = serve(config, host=host, port=port, auth=credentials, share=share, block=False)
+    server = serve(config, host=host, port=port, auth=credentials, share=share)
     if not server.ctx.library.entries():
         click.echo("note: no models yet (the embedded default model is not installed): upload one in the page, "
                    "or restart with a model file, run folder or --models-dir", err=True)
