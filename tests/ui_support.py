@@ -29,7 +29,7 @@ def save_pair(fixtures_dir: Path, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     a = load(fixture_pkl(fixtures_dir))
     save_model(a, out / "original.safetensors")
-    b = load(fixture_pkl(fixtures_dir))  # (Model.clone() cannot deep-copy an NVIDIA skeleton yet)
+    b = a.clone()
     gen = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in b.G_ema.synthesis.parameters():
@@ -43,11 +43,12 @@ def save_pair(fixtures_dir: Path, out: Path) -> tuple[Path, Path]:
 
 def make_run(fixtures_dir: Path, run: Path, kimgs=(0.0, 4.0, 8.0)) -> Path:
     """A training-run folder as `bender train` lays it out: snapshots drifting away from the start."""
+    model = load(fixture_pkl(fixtures_dir))
     gen = torch.Generator().manual_seed(3)
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text("{}")
     for i, kimg in enumerate(kimgs):
-        m = load(fixture_pkl(fixtures_dir))
+        m = model.clone()
         with torch.no_grad():
             for p in m.G_ema.synthesis.parameters():
                 p.add_(torch.randn(p.shape, generator=gen) * 0.15 * i * (p.std() if p.numel() > 1 else 1))
