@@ -371,9 +371,9 @@ def test_timeline_scrubs_snapshots_and_plays(server):
     first, info = c.predict(run, 0.0, "0-3", 0.7, api_name="/timeline_image")
     assert info.startswith("t = 0.000: snapshot 1 of 3, 0 kimg")
     grid = pixels(first)
-    assert grid.shape == (64, 64, 3)
+    assert grid.shape == (65, 65, 3)  # 2 x 2 seeds, 1 pixel apart
     snap0 = key_of(server, "rocks-run @ 0 kimg")
-    assert np.array_equal(grid[:32, 32:], pixels(explore_png(c, snap0, 1)))
+    assert np.array_equal(grid[:32, 33:], pixels(explore_png(c, snap0, 1)))
     last, info = c.predict(run, 1.0, "0-3", 0.7, api_name="/timeline_image")
     assert "snapshot 3 of 3, 8 kimg" in info
     assert np.array_equal(pixels(last)[:32, :32], pixels(explore_png(c, key_of(server, "rocks-run @ 8 kimg"), 0)))

@@ -135,8 +135,9 @@ class ExploreTab:
             with gr.Column(scale=2):
                 image = gr.Image(label="Picture", format="png", type="pil", height=512, interactive=False,
                                  buttons=["download", "fullscreen"], elem_id="explore-image")
-        gallery = gr.Gallery(label="Favourites (keyframes; click one to go back to it)", columns=8, height=180,
-                             allow_preview=False, elem_id="favourites", format="png")
+        gallery = gr.Gallery(label="Favourites (keyframes; click one to go back to it)", columns=8, height=220,
+                             allow_preview=False, fit_columns=False, object_fit="contain", elem_id="favourites",
+                             format="png", interactive=False)
         with gr.Row():
             selected = gr.Number(value=-1, visible=False, precision=0)
             remove = gr.Button("Remove selected favourite", size="sm", elem_id="remove-favourite")

@@ -113,7 +113,7 @@ class InterpolateTab:
                 info = gr.Markdown(elem_id="walk-info")
             with gr.Column(scale=2):
                 gallery = gr.Gallery(label="Strip", columns=6, height=300, allow_preview=True, elem_id="walk-strip-out",
-                                     format="png")
+                                     format="png", fit_columns=False, object_fit="contain", interactive=False)
                 video = gr.Video(label="Preview", autoplay=True, loop=True, elem_id="walk-video", height=360)
         controls = WalkControls(source, frames, easing, interpolation, loop, fps, include_bend)
         go.click(self.interpolate, [model, *controls.inputs(), strip, favourites, plane, bend],

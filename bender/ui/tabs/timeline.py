@@ -46,8 +46,8 @@ class TimelineTab:
         pictures = [Picture(weights=Weights(model="", run=run, t=t), seed=s, psi=float(psi), class_idx=class_idx)
                     for s in seeds]
         images = self.ctx.paint(*pictures)
-        grid = make_grid(np.stack([np.asarray(im)[..., None] if np.asarray(im).ndim == 2 else np.asarray(im)
-                                   for im in images]))
+        arrays = np.stack([a[..., None] if a.ndim == 2 else a for a in map(np.asarray, images)])
+        grid = make_grid(arrays, pad=max(1, G.img_resolution // 32), pad_value=255)
         i, j, a = tl.locate(t)
         where = (f"snapshot {i + 1} of {len(tl)}" if i == j else
                  f"between snapshots {i + 1} and {j + 1} of {len(tl)} ({a:.0%} of the way)")
