@@ -24,6 +24,8 @@ class Server:
         self.demo.close()
         if self.guard is not None:
             self.guard.uninstall()
+            if "uvloop" in sys.modules and sys.modules["uvloop"] is None:
+                del sys.modules["uvloop"]  # the block serve() put in place
 
 
 class RefuseRemoteFiles:
