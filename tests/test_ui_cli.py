@@ -86,7 +86,9 @@ def test_ui_serves_on_loopback_only_and_asks_for_the_password(tmp_path, fixtures
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    runner = CliRunner()
+    # `bender ui` points GRADIO_TEMP_DIR at its work dir; keep that out of this test process, whose
+    # other in-process servers already fixed their cache folder.
+    runner = CliRunner(env={"GRADIO_TEMP_DIR": str(tmp_path / "gradio-cache")})
     for args, message in ((["ui", "--auth", "nopassword"], "--auth takes USER:PASSWORD"),
                           (["ui", str(tmp_path / "missing.pkl")], "no such file or folder"),
                           (["ui", "--models-dir", str(tmp_path / "nowhere")], "no such folder")):
