@@ -6,6 +6,12 @@ the CPU target's config), channel_max 512, num_fp16_res 4, conv_clamp 256.
 
     python benchmarks/generate.py                     # CPU, batch 1, all resolutions
     python benchmarks/generate.py --device cuda       # GPU, NVIDIA's batch sizes (64 / 32)
+    python benchmarks/generate.py --device cuda --configs 256,1024 --compile   # + torch.compile row
+
+GPU rows: `native` (fp16 blocks, bender's CUDA kernels: the computation NVIDIA's code does),
+`ref-ops` (the same with BENDER_OPS=ref, i.e. when the kernels do not build), `bf16`, `fp32`, and
+bender.nets.fast.FastGenerator — channels_last half blocks replayed from a CUDA graph —
+as `fast-fp16` / `fast-bf16` (`fast-compile`: also torch.compile, with --compile).
 
 Prints one table. Targets (CPU, batch 1, this repo's 2-core machine kind): 256² <= 120 ms/image,
 64² (channel_base 8192) <= 35 ms/image. NVIDIA's code, same weights: 351 ms and 101 ms.
@@ -43,28 +49,52 @@ def make_generator(res: int, channel_base: int) -> Generator:
     return Generator(cfg).eval().requires_grad_(False)
 
 
-def time_generator(G: Generator, batch: int, device: torch.device, repeats: int, warmup: int,
-                   precision: str) -> list[float]:
-    """precision: 'fp32' (force_fp32), 'native' (fp16 blocks in fp16; CUDA) or 'bf16' (fp16 blocks in bf16)."""
+FAST = {"fast-fp16": ("float16", False), "fast-bf16": ("bfloat16", False), "fast-compile": ("bfloat16", True)}
+
+
+def make_runner(G: Generator, precision: str):
+    """z -> images for one row. precision: 'fp32' (force_fp32), 'native' (fp16 blocks in fp16; CUDA),
+    'bf16' (fp16 blocks in bf16), 'ref-ops' (native with the reference ops), or a FastGenerator row."""
+    torch.backends.cudnn.benchmark = False  # FastGenerator turns it on for its own rows
+    if precision in FAST:
+        from bender.nets.fast import FastGenerator, FastOptions
+
+        half, compile_ = FAST[precision]
+        return FastGenerator(G, FastOptions(half=half, compile=compile_))
     kwargs = {"force_fp32": precision == "fp32",
               "half_dtype": torch.bfloat16 if precision == "bf16" else torch.float16}
+    return lambda z: G(z, noise_mode="const", **kwargs)
+
+
+def time_generator(G: Generator, batch: int, device: torch.device, repeats: int, warmup: int,
+                   precision: str) -> list[float]:
+    run = make_runner(G, precision)
     z = torch.randn(batch, G.z_dim, device=device)
     times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                G(z, noise_mode="const", **kwargs)
-                end.record()
-                torch.cuda.synchronize()
-                elapsed = start.elapsed_time(end) / 1e3
-            else:
-                t0 = time.perf_counter()
-                G(z, noise_mode="const", **kwargs)
-                elapsed = time.perf_counter() - t0
-            if i >= warmup:
-                times.append(elapsed)
+    previous_ops = os.environ.get("BENDER_OPS")
+    if precision == "ref-ops":
+        os.environ["BENDER_OPS"] = "ref"
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                if device.type == "cuda":
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    run(z)
+                    end.record()
+                    torch.cuda.synchronize()
+                    elapsed = start.elapsed_time(end) / 1e3
+                else:
+                    t0 = time.perf_counter()
+                    run(z)
+                    elapsed = time.perf_counter() - t0
+                if i >= warmup:
+                    times.append(elapsed)
+    finally:
+        if previous_ops is None:
+            os.environ.pop("BENDER_OPS", None)
+        else:
+            os.environ["BENDER_OPS"] = previous_ops
     return times
 
 
@@ -75,6 +105,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="override batch size")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--compile", action="store_true", help="GPU: also time FastGenerator with torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -90,10 +121,16 @@ def main() -> None:
             G = make_generator(res, cb).to(device)
             batch = args.batch or (1 if dev_name == "cpu" else GPU_BATCH[res])
             repeats = args.repeats or (5 if dev_name == "cpu" and res >= 1024 else 20)
-            for precision in (["fp32", "bf16"] if dev_name == "cpu" else ["native", "bf16", "fp32"]):
+            gpu_rows = ["ref-ops", "native", "bf16", "fp32", "fast-fp16", "fast-bf16"]
+            gpu_rows += ["fast-compile"] if args.compile else []
+            for precision in (["fp32", "bf16"] if dev_name == "cpu" else gpu_rows):
                 fp32 = precision == "fp32"
-                times = time_generator(G, batch, device, repeats, warmup=2 if dev_name == "cpu" else 5,
-                                       precision=precision)
+                try:
+                    times = time_generator(G, batch, device, repeats, warmup=2 if dev_name == "cpu" else 5,
+                                           precision=precision)
+                except Exception as e:  # noqa: BLE001 - one failing row must not hide the others
+                    print(f"{name} {dev_name} {precision}: FAILED {type(e).__name__}: {str(e)[:200]}")
+                    continue
                 med = statistics.median(times)
                 ms_img = med / batch * 1e3
                 ref = nvidia if dev_name == "cpu" else NVIDIA_GPU.get(res)

@@ -160,3 +160,24 @@ def test_models_not_from_nvidia_cannot_be_exported(tmp_path):
                                   synthesis=SynthesisConfig(channel_base=64, channel_max=8)))
     with pytest.raises(BenderError, match="did not come from an NVIDIA pickle"):
         export_nvidia(Model(G_ema=g), tmp_path / "x.pkl")
+
+
+def test_models_from_nvidia_pickles_can_be_cloned(fixtures_dir):
+    model = load(fixtures_dir / "networks" / "sg2ada-res32-fp32.pkl")
+    copy = model.clone()
+    assert copy.nvidia is not model.nvidia
+    assert torch.equal(copy.G_ema.mapping.w_avg, model.G_ema.mapping.w_avg)
+
+
+def test_safetensors_header_lengths_that_look_like_pickle_opcodes(tmp_path, fixtures_dir):
+    """A 640-byte header starts with bytes 0x80 0x02, like a pickle's PROTO 2."""
+    import json
+    import struct
+
+    from bender.io.load import sniff
+
+    header = json.dumps({"__metadata__": {"format": "x"}}).encode()
+    header += b" " * (640 - len(header))
+    data = struct.pack("<Q", 640) + header
+    assert data[:2] == b"\x80\x02"
+    assert sniff(data) == "safetensors"

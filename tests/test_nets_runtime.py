@@ -118,3 +118,19 @@ def test_shape_errors_are_clear():
         G.synthesis(torch.randn(1, 3, 16))
     with pytest.raises(ValueError, match="noise_mode"):
         G(torch.randn(1, 16), noise_mode="loud")
+
+
+def test_weights_created_under_inference_mode_are_not_cached_but_work():
+    G = tiny_g()
+    z = torch.randn(2, 16)
+    with torch.inference_mode():
+        layer = G.synthesis.b16.conv1
+        expected = G(z, noise_mode="const")
+        original = layer.weight.detach().clone()
+        layer.weight = torch.nn.Parameter(original.flip(0), requires_grad=False)
+        assert layer.weight.is_inference()
+        flipped = G(z, noise_mode="const")
+        layer.weight.copy_(original)  # in-place inside inference mode: must be seen, not a stale cache
+        back = G(z, noise_mode="const")
+    assert not torch.allclose(expected, flipped)
+    torch.testing.assert_close(back, expected)

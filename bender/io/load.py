@@ -21,14 +21,14 @@ def sniff(data: bytes) -> str:
     """'pickle' | 'safetensors' | 'zip' | 'empty' | 'unknown' from the first bytes."""
     if not data:
         return "empty"
+    # safetensors first: its 8-byte little-endian header length can begin with 0x80 0x02..0x05
+    # (e.g. a 640-byte header), which would otherwise look like a pickle's PROTO opcode.
+    if len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < 100_000_000:
+        return "safetensors"  # (a length past the end means truncated; load_native explains)
     if data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5:
         return "pickle"
     if data[:4] == b"PK\x03\x04":
         return "zip"
-    if len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < len(data):
-        return "safetensors"
-    if len(data) > 9 and data[8:9] == b"{":
-        return "safetensors"  # header length past the end: truncated; load_native explains
     return "unknown"
 
 

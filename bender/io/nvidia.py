@@ -275,6 +275,9 @@ class TensorSlot:
     def __reduce__(self):
         return (GlobalRef("bender.io.nvidia", "TensorSlot"), (self.key, self.parameter, self.requires_grad))
 
+    def __deepcopy__(self, memo: dict) -> TensorSlot:  # __reduce__ is for writing pickles only
+        return TensorSlot(self.key, self.parameter, self.requires_grad)
+
     def make(self, t: torch.Tensor) -> torch.Tensor:
         t = t.detach().to("cpu")
         return torch.nn.Parameter(t, requires_grad=self.requires_grad) if self.parameter else t

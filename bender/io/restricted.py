@@ -61,6 +61,14 @@ class PersistentRecord:
     def __reduce__(self):
         return (GlobalRef("torch_utils.persistence", "_reconstruct_persistent_obj"), (self.meta,))
 
+    def __deepcopy__(self, memo: dict) -> PersistentRecord:  # __reduce__ is for writing pickles only
+        import copy
+
+        out = PersistentRecord.__new__(PersistentRecord)
+        memo[id(self)] = out
+        out.meta = copy.deepcopy(self.meta, memo)
+        return out
+
     def __repr__(self) -> str:
         return f"PersistentRecord({self.class_name})"
 

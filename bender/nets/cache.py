@@ -21,8 +21,8 @@ class DerivedWeights:
         self._store: dict[str, tuple[weakref.ref, int, torch.Tensor]] = {}
 
     def get(self, name: str, weight: torch.Tensor, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        if torch.is_grad_enabled() and weight.requires_grad:
-            return make(weight)
+        if (torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference():
+            return make(weight)  # inference tensors have no version counter to validate against
         hit = self._store.get(name)
         if hit is not None and hit[0]() is weight and hit[1] == weight._version:
             return hit[2]

@@ -28,6 +28,8 @@ def mode() -> str:
 
 def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:
     """True when `op` on tensor `x` should run through the CUDA extension."""
+    if _compiling():
+        return False  # under torch.compile the reference ops fuse; opaque kernels would break the graph
     want = impl or mode()
     if want == "ref" or x.device.type != "cuda":
         if want == "cuda" and impl == "cuda" and x.device.type != "cuda":
@@ -35,6 +37,11 @@ def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:
         return False
     module = cuda_module(required=(want == "cuda"))
     return module is not None and op in getattr(module, "SUPPORTED_OPS", ())
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 def cuda_module(required: bool = False) -> ModuleType | None:

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# One GPU session for bender's CUDA work: build the kernels, run every CUDA test, benchmark the ops
+# and G inference, print ONE summary table at the end.
+#
+#   OUT=/some/dir bash benchmarks/gpu_check.sh
+#
+# Written for a fresh H100/H200 machine (python3 with a CUDA torch, nvcc, ninja, 16 cores, no
+# internet) and a budget of about 6 minutes (GPU_CHECK_BUDGET seconds, default 360): optional
+# steps are skipped or shortened when time runs out. Logs and JSON land in $OUT/gpu_check/
+# (a temporary folder when OUT is unset). Python packages bender needs only elsewhere (gradio,
+# imageio-ffmpeg, ...) may be missing there: test modules that cannot import are reported, not fatal.
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+BASE=${OUT:-$(mktemp -d)}
+DIR=$BASE/gpu_check
+mkdir -p "$DIR"
+BUDGET=${GPU_CHECK_BUDGET:-360}
+export MAX_JOBS=${MAX_JOBS:-16}
+export BENDER_CACHE_DIR=${BENDER_CACHE_DIR:-/tmp/bender-cache}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+STEPS=$DIR/steps.tsv
+: > "$STEPS"
+
+left() { echo $((BUDGET - SECONDS)); }
+
+# step NAME LIMIT_SECONDS LOGFILE CMD... : runs CMD with a timeout, records rc and seconds.
+step() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local remaining
+  remaining=$(left)
+  if [ "$limit" -gt "$remaining" ]; then limit=$remaining; fi
+  if [ "$limit" -lt 20 ]; then
+    printf '%s\tskipped\t0\tout of time budget\n' "$name" >> "$STEPS"
+    echo "=== $name: skipped (out of time budget)"
+    return
+  fi
+  echo "=== $name (limit ${limit}s)"
+  local start=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" > "$DIR/$log" 2>&1
+  local rc=$?
+  local status=ok
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then status=timeout; elif [ $rc -ne 0 ]; then status="rc=$rc"; fi
+  printf '%s\t%s\t%s\t%s\n' "$name" "$status" $((SECONDS - start)) "$log" >> "$STEPS"
+  tail -n 3 "$DIR/$log" | cut -c1-200
+}
+
+# 1. The machine.
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv
+  nvidia-smi
+  "$PY" -c "import sys, torch; print('python', sys.version.split()[0]); print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version()); print('gpu', torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0), torch.cuda.get_device_properties(0).multi_processor_count, 'SMs')"
+  command -v nvcc && nvcc --version | tail -n 2
+  command -v ninja && ninja --version
+  "$PY" -m pip list 2>/dev/null | grep -iE '^(click|safetensors|imageio|numpy|pillow|pytest|pytest-timeout|triton|pyyaml|tqdm|requests) '
+} > "$DIR/env.txt" 2>&1
+printf '%s\t%s\t%s\t%s\n' "machine" ok 0 env.txt >> "$STEPS"
+head -n 2 "$DIR/env.txt"
+
+# 2. Build the kernels (cached by source/torch/CUDA/arch; MAX_JOBS parallel compiles).
+step "build kernels" 420 build.log "$PY" -c "
+import time
+from bender.ops.cuda import build, kernel_status
+t = time.perf_counter()
+try:
+    m = build.build(verbose=True)
+except build.KernelBuildError as e:
+    print('BUILD FAILED:', e); raise SystemExit(1)
+print('BUILT', m.__name__, 'in %.1fs' % (time.perf_counter() - t))
+print('STATUS', kernel_status())
+"
+
+# 3. Every CUDA-marked test in the repository.
+step "pytest -m cuda" 300 pytest.log "$PY" -m pytest -m cuda -q -p no:cacheprovider -o addopts="-ra" \
+  --continue-on-collection-errors --junitxml="$DIR/pytest.xml" tests/
+
+# 4. Kernel vs reference vs bandwidth floor.
+step "benchmarks/ops.py" 200 ops.log "$PY" benchmarks/ops.py --json "$DIR/ops.json"
+
+# 5. G inference throughput: NVIDIA's configs and batch sizes; kernels, ref ops, FastGenerator rows.
+step "benchmarks/generate.py" 200 generate.log "$PY" benchmarks/generate.py --device cuda --configs 256,1024
+
+# 6. Other engineers' benchmarks, when present, with short settings.
+for name in train render embed; do
+  script=benchmarks/$name.py
+  [ -f "$script" ] || continue
+  args=(--device cuda)
+  if "$PY" "$script" --help 2>/dev/null | grep -q -- '--quick'; then args+=(--quick); fi
+  step "$script" 90 "bench_$name.log" "$PY" "$script" "${args[@]}"
+done
+
+# 7. torch.compile, only if time is left (it takes minutes to warm up).
+if [ "$(left)" -gt 120 ]; then
+  step "generate.py --compile (256)" 150 generate_compile.log "$PY" benchmarks/generate.py --device cuda \
+    --configs 256 --compile
+fi
+
+# 8. The tables, then ONE summary table last.
+"$PY" - "$DIR" <<'PYEOF'
+import json, re, sys
+from pathlib import Path
+
+d = Path(sys.argv[1])
+
+
+def read(name):
+    p = d / name
+    return p.read_text(errors="replace") if p.exists() else ""
+
+
+ops = read("ops.log")
+if "kernel ms" in ops:
+    print(ops[ops.index("op "):].rstrip() if "op " in ops else ops.rstrip())
+gen = read("generate.log") + read("generate_compile.log")
+for line in gen.splitlines():
+    if line.startswith("|") or "FAILED" in line:
+        print(line)
+
+rows = []
+for line in read("steps.tsv").splitlines():
+    name, status, secs, detail = (line.split("\t") + ["", "", "", ""])[:4]
+    text = read(detail) if detail.endswith((".log", ".txt")) else ""
+    if name == "machine":
+        m = re.search(r"^gpu (.*)$", text, re.M)
+        t = re.search(r"^torch (.*)$", text, re.M)
+        detail = f"{m.group(1) if m else '?'}; torch {t.group(1) if t else '?'}"
+    elif name == "build kernels":
+        m = re.search(r"BUILT \S+ in (\S+)|BUILD FAILED: (.*)", text)
+        detail = (f"built in {m.group(1)}" if m and m.group(1) else (m.group(2)[:150] if m else text[-150:]))
+    elif name.startswith("pytest"):
+        m = re.findall(r"^=*\s*(\d+ (?:passed|failed|skipped|errors?)\b.*?)\s*=*$", text, re.M)
+        detail = m[-1] if m else text.strip().splitlines()[-1][:150] if text.strip() else ""
+    elif name == "benchmarks/ops.py":
+        m = re.search(r"worst kernel at (\d+)% of its floor", text)
+        b = re.search(r"copy: (\S+ TB/s)", text)
+        detail = f"worst kernel {m.group(1)}% of floor (target 70%); copy {b.group(1)}" if m else text[-150:]
+    elif "generate.py" in name:
+        best = {}
+        for line2 in text.splitlines():
+            cells = [c.strip() for c in line2.strip().strip("|").split("|")]
+            if len(cells) == 8 and cells[1] == "cuda":
+                try:
+                    img_s = float(cells[5])
+                except ValueError:
+                    continue
+                if img_s > best.get(cells[0], (0.0, "", ""))[0]:
+                    best[cells[0]] = (img_s, cells[2], cells[7])
+        detail = "; ".join(f"{c}: {v[0]:.0f} img/s {v[2]} ({v[1]})" for c, v in best.items()) or text[-150:]
+    else:
+        detail = (text.strip().splitlines() or [""])[-1][:150]
+    rows.append((name, status, secs, detail.replace("\n", " ")))
+
+w = max(len(r[0]) for r in rows) if rows else 10
+print()
+print(f"{'step':<{w}}  {'result':<8} {'secs':>5}  detail")
+print("-" * (w + 80))
+for name, status, secs, detail in rows:
+    print(f"{name:<{w}}  {status:<8} {secs:>5}  {detail}")
+print(f"logs: {d}")
+PYEOF

@@ -1,0 +1,112 @@
+// Shared helpers for bender's CUDA kernels.
+//
+// Every kernel's per-thread work is written as a `BENDER_HD` function in a .cuh header, so that the
+// same code compiles three ways: into the CUDA kernels (nvcc), into the CPU emulator that the test
+// suite builds with a plain C++ compiler (tests/cuda_emulator.cpp), and — for the host-side launch
+// planning — into both. That is how CI without a GPU still checks the kernels' indexing, tiling and
+// arithmetic. No torch headers here: `nvcc -c` must compile the .cu files on their own.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#ifdef __CUDACC__
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define BENDER_HD __host__ __device__ __forceinline__
+#else
+#define BENDER_HD inline
+#endif
+
+namespace bender {
+
+// Load/store one element, computing in float32 whatever the storage type.
+template <typename T>
+struct Num;
+
+template <>
+struct Num<float> {
+    static BENDER_HD float load(float v) { return v; }
+    static BENDER_HD float store(float v) { return v; }
+};
+
+#ifdef __CUDACC__
+template <>
+struct Num<__half> {
+    static BENDER_HD float load(__half v) { return __half2float(v); }
+    static BENDER_HD __half store(float v) { return __float2half_rn(v); }
+};
+
+template <>
+struct Num<__nv_bfloat16> {
+    static BENDER_HD float load(__nv_bfloat16 v) { return __bfloat162float(v); }
+    static BENDER_HD __nv_bfloat16 store(float v) { return __float2bfloat16_rn(v); }
+};
+#endif
+
+// A 16-byte vector of elements, for wide coalesced global loads and stores. Callers check
+// alignment on the host (see `aligned16`).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Vec {
+    T v[N];
+};
+
+template <typename T, int N>
+BENDER_HD Vec<T, N> load_vec(const T* p) {
+#ifdef __CUDA_ARCH__
+    return *reinterpret_cast<const Vec<T, N>*>(p);
+#else
+    Vec<T, N> out;
+    std::memcpy(&out, p, sizeof(out));
+    return out;
+#endif
+}
+
+template <typename T, int N>
+BENDER_HD void store_vec(T* p, const Vec<T, N>& v) {
+#ifdef __CUDA_ARCH__
+    *reinterpret_cast<Vec<T, N>*>(p) = v;
+#else
+    std::memcpy(p, &v, sizeof(v));
+#endif
+}
+
+// Copy N consecutive floats from shared memory into registers, as one wide load where the address
+// allows (callers guarantee that `src` is aligned to N floats when N is 2 or 4). Wide loads also
+// keep threads that read at a stride of N floats free of shared-memory bank conflicts.
+template <int N>
+BENDER_HD void load_floats(const float* src, float* dst) {
+#ifdef __CUDA_ARCH__
+    if constexpr (N == 4) {
+        const float4 v = *reinterpret_cast<const float4*>(src);
+        dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+    } else if constexpr (N == 2) {
+        const float2 v = *reinterpret_cast<const float2*>(src);
+        dst[0] = v.x, dst[1] = v.y;
+    } else {
+#pragma unroll
+        for (int i = 0; i < N; i++) dst[i] = src[i];
+    }
+#else
+    for (int i = 0; i < N; i++) dst[i] = src[i];
+#endif
+}
+
+inline bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) % 16) == 0; }
+
+// Floor-style modulo: result in [0, m) for any sign of a.
+BENDER_HD int pmod(int a, int m) {
+    int r = a % m;
+    return r < 0 ? r + m : r;
+}
+
+BENDER_HD int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+inline int pow2_ceil(int v) {
+    int p = 1;
+    while (p < v) p *= 2;
+    return p;
+}
+
+}  // namespace bender

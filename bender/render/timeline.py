@@ -1,0 +1,50 @@
+"""The training timeline video: fixed seeds, watched as the weights move through a run's snapshots.
+
+The trainer calls `render_timeline(run_dir)` when a run ends (writing RUN/timeline.mp4); the UI and
+`bender render timeline` call it too. It is an ordinary walk script (space Z, the same seeds on
+both keyframes, t going 0 -> 1), so it gets the sidecar script and metadata like any render.
+Each seed's image at snapshot k is exactly what that snapshot's G_ema makes for the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from bender.errors import BenderError
+from bender.io.runs import list_snapshots
+from bender.latent.script import Keyframe, WalkScript
+from bender.render.script import RenderResult, render_script
+
+
+def timeline_script(run_dir: str | Path, seeds: list[int] = (0, 1, 2, 3), fps: float = 24.0,
+                    frames_per_snapshot: int = 12, psi: float = 0.7, size: int | None = None,
+                    by: str = "index", class_idx: int | None = None, noise: str = "const",
+                    cols: int | None = None) -> WalkScript:
+    """The walk script of a timeline video (validated)."""
+    run_dir = Path(run_dir).resolve()
+    n = len(list_snapshots(run_dir))
+    if n == 0:
+        raise BenderError(f"{run_dir}: no checkpoints/snapshot-*.safetensors to make a timeline from")
+    seeds = [int(s) for s in seeds]
+    keyframes = [Keyframe(seeds=list(seeds), t=0.0)]
+    if n > 1:
+        keyframes.append(Keyframe(seeds=list(seeds), t=1.0))
+    script = WalkScript(run=str(run_dir), timeline_by=by, space="z", interpolation="lerp",
+                        frames=max(1, int(frames_per_snapshot)) * max(1, n - 1), loop=False, psi=float(psi),
+                        noise=noise, class_idx=class_idx, fps=float(fps), size=size, cols=cols,
+                        keyframes=keyframes)
+    return script.validate()
+
+
+def render_timeline(run_dir: str | Path, out_path: str | Path | None = None, seeds: list[int] = (0, 1, 2, 3),
+                    fps: float = 24.0, frames_per_snapshot: int = 12, psi: float = 0.7, size: int | None = None,
+                    device: torch.device | str = "cpu", preview: bool = False, by: str = "index",
+                    class_idx: int | None = None, progress: Callable[[int], None] | None = None) -> RenderResult:
+    """Render RUN/timeline.mp4 (or `out_path`): a grid of `seeds` morphing from the first snapshot to the last."""
+    run_dir = Path(run_dir)
+    script = timeline_script(run_dir, seeds, fps, frames_per_snapshot, psi, size, by, class_idx)
+    out = Path(out_path) if out_path is not None else run_dir / "timeline.mp4"
+    return render_script(script, out, device=device, preview=preview, progress=progress)

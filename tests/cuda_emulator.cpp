@@ -1,0 +1,137 @@
+// CPU emulator for bender's CUDA kernels, built by tests/test_ops_cuda_emulated.py with a plain C++
+// compiler and called through ctypes.
+//
+// It runs the kernels' own per-thread functions (bender/ops/cuda/*.cuh) for every thread of every
+// block, phase by phase — what a GPU does between __syncthreads() — on float32 data. So the
+// indexing, tiling, launch planning and arithmetic that the GPU will run are checked on machines
+// without one. Shared memory is poisoned with NaN (and guarded by NaN on both sides) so that a read
+// of anything the load phase did not write shows up in the output.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../bender/ops/cuda/bias_act.cuh"
+#include "../bender/ops/cuda/upfirdn2d.cuh"
+
+using namespace bender;
+
+namespace {
+
+struct RunBiasAct {
+    BiasActParams& p;
+    int64_t nthreads;
+    int err;
+
+    template <int ACT>
+    void operator()() {
+        for (int64_t tid = 0; tid < nthreads; tid++) {
+            switch (p.mode) {
+                case 0: bias_act_thread<float, ACT, 0>(p, tid, nthreads); break;
+                case 1: bias_act_thread<float, ACT, 1>(p, tid, nthreads); break;
+                case 2:
+                    if constexpr (!act_is_piecewise_linear(ACT)) {
+                        bias_act_thread<float, ACT, 2>(p, tid, nthreads);
+                        break;
+                    } else {
+                        err = kErrUnsupportedAct;
+                        return;
+                    }
+                default: err = kErrUnsupportedAct; return;
+            }
+        }
+    }
+};
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+template <int U, int D, int K, int SX, int SY>
+int run_tiled(Upfirdn2dParams& p) {
+    if (!upfirdn2d_plan<U, D, K, SX, SY>(p)) return kErrNoTiledKernel;
+    const int nthreads = p.bx * p.by * p.bp;
+    if (nthreads > TileShape<U, D, K, SX, SY>::THREADS || (nthreads & (nthreads - 1)) != 0) return -100;
+    if (p.load_lanes < 1 || nthreads % p.load_lanes != 0) return -101;
+    const int64_t floats = (p.smem_bytes - p.bp * 16) / 4;
+    const int64_t expect = static_cast<int64_t>(p.bp) * p.tih * (p.channels_fastest ? p.tiw : p.pitch);
+    if (floats != expect || p.smem_bytes > 48 * 1024) return -102;
+    const int64_t guard = 64;
+    std::vector<int64_t> in_off(p.bp), out_off(p.bp);
+    std::vector<float> smem(floats + 2 * guard);
+    const int64_t blocks = static_cast<int64_t>(p.tiles_x) * p.tiles_y * p.tiles_p;
+    for (int64_t block = 0; block < blocks; block++) {
+        std::fill(smem.begin(), smem.end(), kNaN);
+        std::fill(in_off.begin(), in_off.end(), int64_t(-7));
+        std::fill(out_off.begin(), out_off.end(), int64_t(-7));
+        float* tile = smem.data() + guard;
+        const TileOrigin t = tile_origin<U, D, K, SX, SY>(p, block);
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_planes(p, t, tid, in_off.data(), out_off.data());
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_load<float>(p, t, tid, nthreads, in_off.data(), tile);
+        for (int tid = 0; tid < nthreads; tid++)
+            tile_phase_compute<float, U, D, K, SX, SY>(p, t, tid, out_off.data(), tile);
+    }
+    return 1;
+}
+
+}  // namespace
+
+extern "C" {
+
+// Returns 1 when the 16-byte vector path was used, 0 when not, negative on error.
+int emu_bias_act(const float* x, const float* b, const float* g, const float* gg, float* y, int64_t n,
+                 int64_t stride_dim, int64_t size_dim, int act, int mode, float alpha, float gain, float clamp,
+                 int64_t nthreads) {
+    BiasActParams p;
+    p.x = x, p.b = b, p.g = g, p.gg = gg, p.y = y;
+    p.n = n, p.stride_dim = stride_dim, p.size_dim = size_dim;
+    p.alpha = alpha, p.gain = gain, p.clamp = clamp, p.act = act, p.mode = mode;
+    bias_act_prepare(p);
+    RunBiasAct run{p, nthreads, 0};
+    if (!dispatch_act(act, run)) return kErrUnsupportedAct;
+    return run.err ? run.err : p.vec_ok;
+}
+
+// ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest
+// strides: x's four strides then y's four. path: 1 generic, 2 tiled. Returns the path used
+// (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
+// vec_load.
+int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, const int64_t* strides, float gain,
+                  int path, int* plan) {
+    Upfirdn2dParams p;
+    p.f = f, p.y = y, p.gain = gain;
+    p.n = ints[0], p.c = ints[1], p.h = ints[2], p.w = ints[3];
+    p.upx = ints[4], p.upy = ints[5], p.downx = ints[6], p.downy = ints[7];
+    p.px0 = ints[8], p.px1 = ints[9], p.py0 = ints[10], p.py1 = ints[11];
+    p.fw = ints[12], p.fh = ints[13], p.f_ndim = ints[14], p.flip = ints[15], p.channels_fastest = ints[16];
+    p.sxn = strides[0], p.sxc = strides[1], p.sxh = strides[2], p.sxw = strides[3];
+    p.syn = strides[4], p.syc = strides[5], p.syh = strides[6], p.syw = strides[7];
+    // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
+    // element (on the GPU, inside the allocator's padding). Here x is copied into a padded buffer.
+    int64_t extent = 1;
+    for (int i = 0; i < 4; i++) extent += static_cast<int64_t>((i == 0 ? p.n : i == 1 ? p.c : i == 2 ? p.h : p.w) - 1) * strides[i];
+    std::vector<float> padded(extent + 16, kNaN);
+    std::copy(x, x + extent, padded.begin());
+    p.x = padded.data();
+    p.wo = upfirdn2d_out_size(p.w, p.upx, p.downx, p.px0, p.px1, p.fw);
+    p.ho = upfirdn2d_out_size(p.h, p.upy, p.downy, p.py0, p.py1, p.fh);
+    if (p.wo < 1 || p.ho < 1) return kErrTooLarge;
+    int result = kErrNoTiledKernel;
+    if (path == 2) {
+        if (p.upx == p.upy && p.downx == p.downy && p.fw == p.fh) {
+#define BENDER_EMU_TILED(U, D, K, SX, SY) \
+    if (result == kErrNoTiledKernel && p.upx == U && p.downx == D && p.fw == K) result = run_tiled<U, D, K, SX, SY>(p);
+            BENDER_UPFIRDN2D_TILED(BENDER_EMU_TILED)
+#undef BENDER_EMU_TILED
+        }
+    } else {
+        const int64_t nthreads = 97;  // odd on purpose: exercises the grid-stride loop
+        for (int64_t tid = 0; tid < nthreads; tid++) upfirdn2d_generic_thread<float>(p, tid, nthreads);
+        result = 0;
+    }
+    if (plan) {
+        plan[6] = p.vec_load;
+        plan[0] = p.bx, plan[1] = p.by, plan[2] = p.bp, plan[3] = p.tiles_x, plan[4] = p.tiles_y, plan[5] = p.tiles_p;
+    }
+    return result;
+}
+
+}  // extern "C"

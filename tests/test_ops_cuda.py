@@ -1,0 +1,236 @@
+"""The CUDA kernels against the reference ops on a GPU (run by benchmarks/gpu_check.sh).
+
+Fresh random inputs for every case (never zeros); every dtype (float32, float16, bfloat16);
+contiguous, channels_last, non-contiguous and misaligned tensors; batch 1 and odd sizes; first and
+second derivatives. The reference runs in float64 on the same (already rounded) inputs. Before each
+kernel call the allocator's cache is filled with NaN, so an output element a kernel forgets to
+write shows up as NaN.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bender.ops import bias_act, setup_filter, upfirdn2d
+from bender.ops.bias_act import ACTIVATIONS
+from bender.ops.upfirdn2d import upfirdn2d_ref
+
+pytestmark = pytest.mark.cuda
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+EPS = {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+@pytest.fixture(scope="module")
+def ops():
+    from bender.ops.cuda import kernel_status, load
+
+    loaded = load()  # must build on a GPU machine: a failure here is a failure
+    assert set(kernel_status().values()) == {"built"}
+    return loaded
+
+
+def poison() -> None:
+    """Fill the caching allocator's free blocks with NaN: unwritten outputs then read as NaN."""
+    t = torch.full((32 << 20,), float("nan"), device="cuda")
+    del t
+
+
+def rand(*shape, dtype=torch.float32, scale=2.0):
+    return (torch.randn(*shape, device="cuda") * scale).to(dtype)
+
+
+def close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, factor: float = 4.0) -> None:
+    assert not out.isnan().any(), "NaN in the kernel's output: an element was not written"
+    eps = EPS[dtype] * factor
+    scale = max(ref.abs().max().item(), 1.0)
+    torch.testing.assert_close(out.double(), ref.double(), rtol=eps, atol=eps * scale)
+
+
+# ------------------------------------------------------------------------------------------------
+# bias_act
+
+def bias_act_case(name: str, dtype: torch.dtype) -> tuple[torch.Tensor, int]:
+    if name == "nchw_odd":
+        return rand(2, 5, 3, 7, dtype=dtype), 1
+    if name == "channels_last":
+        return rand(2, 6, 5, 5, dtype=dtype).contiguous(memory_format=torch.channels_last), 1
+    if name == "non_contiguous":
+        return rand(2, 4, 6, 8, dtype=dtype)[:, :, ::2, 1:], 1
+    if name == "batch1":
+        return rand(1, 512, 4, 4, dtype=dtype), 1
+    if name == "fully_connected":
+        return rand(7, 512, dtype=dtype), 1
+    if name == "last_dim":
+        return rand(3, 4, 9, dtype=dtype), 2
+    if name == "misaligned":
+        return rand(3 * 5 * 7 + 1, dtype=dtype)[1:].view(3, 5, 7), 1
+    if name == "large":
+        return rand(4, 64, 128, 128, dtype=dtype), 1
+    raise KeyError(name)
+
+
+BIAS_CASES = ["nchw_odd", "channels_last", "non_contiguous", "batch1", "fully_connected", "last_dim", "misaligned",
+              "large"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", BIAS_CASES)
+def test_bias_act_forward(ops, dtype, case):
+    x, dim = bias_act_case(case, dtype)
+    b = rand(x.shape[dim], dtype=dtype, scale=1.0)
+    for act in ACTIVATIONS:
+        for clamp in (None, 1.5):
+            poison()
+            out = bias_act(x, b, dim=dim, act=act, clamp=clamp, impl="cuda")
+            ref = bias_act(x.double(), b.double(), dim=dim, act=act, clamp=clamp, impl="ref")
+            assert out.dtype == dtype and out.shape == x.shape
+            close(out, ref, dtype)
+    if case == "channels_last":
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_bias_act_first_and_second_derivatives(ops, dtype, act):
+    for case in ("nchw_odd", "channels_last", "fully_connected"):
+        x0, dim = bias_act_case(case, dtype)
+        b0 = rand(x0.shape[dim], dtype=dtype, scale=1.0)
+        w1, w2 = torch.randn_like(x0), torch.randn_like(x0)
+        grads = {}
+        for impl in ("cuda", "ref"):
+            x = (x0 if impl == "cuda" else x0.double()).detach().requires_grad_(True)
+            b = (b0 if impl == "cuda" else b0.double()).detach().requires_grad_(True)
+            y = bias_act(x, b, dim=dim, act=act, gain=1.3, clamp=1.5, impl=impl)
+            gx, gb = torch.autograd.grad((y * w1.to(y.dtype)).sum(), [x, b], create_graph=True)
+            # Second order: what R1 does — a loss on the gradient, differentiated again.
+            second = torch.autograd.grad((gx * w2.to(gx.dtype)).sum() + gb.sum(), [x, b], allow_unused=True)
+            grads[impl] = (gx, gb, *[s if s is not None else torch.zeros_like(t) for s, t in zip(second, [x, b])])
+        for got, want in zip(grads["cuda"], grads["ref"]):
+            close(got, want, dtype, factor=16 if got.ndim == 1 else 8)  # bias grads sum many terms
+
+
+def test_bias_act_output_does_not_alias_its_input(ops):
+    x = rand(4, 8, 16, 16)
+    b = rand(8, scale=1.0)
+    y = bias_act(x, b, act="lrelu", impl="cuda")
+    x.add_(1.0)  # the op must not alias its input
+    assert not torch.equal(y, bias_act(x, b, act="lrelu", impl="cuda"))
+
+
+# ------------------------------------------------------------------------------------------------
+# upfirdn2d
+
+def upfirdn_case(mem: str, shape, dtype) -> torch.Tensor:
+    x = rand(*shape, dtype=dtype)
+    if mem == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if mem == "non_contiguous":
+        wide = rand(*shape[:3], shape[3] * 2 + 1, dtype=dtype)
+        return wide[..., 1::2][..., : shape[3]]
+    return x
+
+
+FAST_CONFIGS = [  # (up, down, padding) as StyleGAN2 calls them, plus odd paddings
+    (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (1, 1, 1, 1)), (1, 1, (2, 2, 2, 2)),
+    (2, 1, (1, 2, 0, 3)), (1, 2, (0, 3, 2, 1)), (1, 1, (-1, 2, 3, 0)),
+]
+SHAPES = [(1, 1, 4, 4), (2, 3, 9, 7), (4, 64, 16, 16), (1, 40, 33, 35), (2, 8, 128, 128)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("mem", ["contiguous", "channels_last", "non_contiguous"])
+def test_upfirdn2d_fast_paths(ops, dtype, mem):
+    f_binomial = setup_filter([1, 3, 3, 1]).cuda()
+    f_random = torch.rand(4, 4, device="cuda") + 0.1
+    f_sep = torch.rand(4, device="cuda") + 0.1
+    for up, down, pad in FAST_CONFIGS:
+        for shape in SHAPES:
+            x = upfirdn_case(mem, shape, dtype)
+            for f, flip in ((f_binomial, False), (f_random, False), (f_random, True), (f_sep, False)):
+                ref = upfirdn2d_ref(x.double(), f.double(), (up, up), (down, down), pad, flip, 1.7)
+                for path in (0, 1, 2):
+                    poison()
+                    out, tiled = ops.ext.upfirdn2d(x, f, up, up, down, down, *pad, flip, 1.7, path)
+                    assert tiled == (path != 1), f"path {path} for up {up} down {down}"
+                    close(out, ref, dtype)
+                    if mem == "channels_last" and shape[1] > 1:
+                        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_upfirdn2d_generic_path(ops, dtype):
+    cases = [((3, 3), (2, 2), (0, 1, 2, -1), (2, 3)), ((2, 1), (1, 3), (1, 1, 0, 0), (5,)),
+             ((1, 1), (1, 1), (0, 0, 0, 0), (1, 1)), ((4, 4), (4, 4), (3, 3, 3, 3), (8, 8)),
+             ((1, 2), (2, 1), (2, 2, 1, 1), (3, 3))]
+    for up, down, pad, fshape in cases:
+        f = torch.rand(*fshape, device="cuda") + 0.1
+        for mem in ("contiguous", "channels_last", "non_contiguous"):
+            x = upfirdn_case(mem, (2, 5, 11, 9), dtype)
+            poison()
+            out, tiled = ops.ext.upfirdn2d(x, f, *up, *down, *pad, False, 0.9, 0)
+            assert not tiled
+            ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 0.9)
+            close(out, ref, dtype, factor=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("up,down,pad", [(2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (1, 2, 2, 1)),
+                                         (3, 2, (0, 1, 2, -1))])
+def test_upfirdn2d_first_and_second_derivatives(ops, dtype, up, down, pad):
+    f = setup_filter([1, 3, 3, 1]).cuda()
+    x0 = rand(2, 6, 13, 11, dtype=dtype)
+    grads = {}
+    for impl in ("cuda", "ref"):
+        x = (x0 if impl == "cuda" else x0.double()).detach().requires_grad_(True)
+        y = upfirdn2d(x, f if impl == "cuda" else f.double(), up=up, down=down, padding=pad, gain=2.0, impl=impl)
+        w = torch.randn(y.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(5)).to(y.dtype)
+        # y * y: the gradient depends on x, so there is a second derivative to take (as in R1).
+        (gx,) = torch.autograd.grad((y * y * w).sum(), x, create_graph=True)
+        (ggx,) = torch.autograd.grad((gx * gx).sum(), x)
+        grads[impl] = (y, gx, ggx)
+    for got, want in zip(grads["cuda"], grads["ref"]):
+        close(got, want, dtype, factor=8)
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole networks: kernels vs reference ops, forward and R1.
+
+def nets(res=64):
+    from bender.nets import Discriminator, Generator
+    from bender.nets.config import DiscriminatorConfig, GeneratorConfig, MappingConfig, SynthesisConfig
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=64, w_dim=64, img_resolution=res, mapping=MappingConfig(num_layers=2),
+                                  synthesis=SynthesisConfig(channel_base=2048, channel_max=128, num_fp16_res=2,
+                                                            conv_clamp=256))).cuda()
+    D = Discriminator(DiscriminatorConfig(img_resolution=res, channel_base=2048, channel_max=128, num_fp16_res=2,
+                                          conv_clamp=256)).cuda()
+    with torch.no_grad():
+        for p in [*G.parameters(), *D.parameters()]:
+            if p.ndim == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    return G, D
+
+
+@pytest.mark.parametrize("force_fp32", [True, False])
+def test_generator_and_r1_match_reference_ops(ops, monkeypatch, force_fp32):
+    G, D = nets()
+    z = torch.randn(4, G.z_dim, device="cuda")
+    results = {}
+    for mode in ("cuda", "ref"):
+        monkeypatch.setenv("BENDER_OPS", mode)
+        img = G(z, None, noise_mode="const", force_fp32=force_fp32)
+        real = img.detach().requires_grad_(True)
+        logits = D(real, force_fp32=force_fp32)
+        (r1_grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        r1 = r1_grad.square().sum()
+        D.zero_grad(set_to_none=True)
+        r1.backward()
+        results[mode] = (img.detach(), logits.detach(), r1.detach(),
+                         torch.cat([p.grad.flatten() for p in D.parameters() if p.grad is not None]))
+    tol = 1e-4 if force_fp32 else 2e-2
+    for got, want in zip(results["cuda"], results["ref"]):
+        scale = want.abs().max().item() + 1e-6
+        assert (got - want).abs().max().item() <= tol * scale, (got - want).abs().max().item() / scale

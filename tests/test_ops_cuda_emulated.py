@@ -1,0 +1,245 @@
+"""The CUDA kernels' own per-thread code, run on the CPU against the reference ops.
+
+tests/cuda_emulator.cpp includes bender/ops/cuda/*.cuh and runs every thread of every block phase
+by phase, the way the GPU does between barriers, on float32 data. So the tiling, launch planning,
+polyphase indexing, vector/tail loops and activation derivatives are all checked here, on fresh
+random data, without a GPU. Outputs and shared memory are poisoned with NaN first: anything not
+written, or computed from unwritten shared memory, fails the comparison.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bender.ops import setup_filter
+from bender.ops.bias_act import ACTIVATIONS, bias_act_ref
+from bender.ops.cuda.functions import PIECEWISE_LINEAR
+from bender.ops.upfirdn2d import upfirdn2d_ref
+
+EMULATOR = Path(__file__).with_name("cuda_emulator.cpp")
+I64 = ctypes.c_int64
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory) -> ctypes.CDLL:
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        pytest.skip("no C++ compiler to build the kernel emulator")
+    lib_path = tmp_path_factory.mktemp("emulator") / "emulator.so"
+    result = subprocess.run([cxx, "-O1", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas",
+                             str(EMULATOR), "-o", str(lib_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lib = ctypes.CDLL(str(lib_path))
+    p = ctypes.c_void_p
+    lib.emu_bias_act.argtypes = [p, p, p, p, p, I64, I64, I64, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+                                 ctypes.c_float, ctypes.c_float, I64]
+    lib.emu_upfirdn2d.argtypes = [p, p, p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(I64), ctypes.c_float,
+                                  ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    return lib
+
+
+def ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+# ------------------------------------------------------------------------------------------------
+# bias_act
+
+def make_layout(name: str) -> tuple[torch.Tensor, int, bool]:
+    """(float32 tensor of fresh random values, dim, expect the 16-byte path)."""
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    rand = lambda *s: torch.randn(*s, generator=g) * 2  # noqa: E731 - wide enough to reach clamp and tails
+    if name == "nchw_odd":  # channel stride 21: channels change inside a vector
+        return rand(2, 5, 3, 7), 1, True
+    if name == "nchw_even":  # channel stride 16: one channel per vector
+        return rand(2, 6, 4, 4), 1, True
+    if name == "channels_last":  # channel stride 1, 6 channels: wraps inside vectors
+        return rand(2, 6, 3, 5).to(memory_format=torch.channels_last), 1, True
+    if name == "fully_connected":
+        return rand(5, 7), 1, True
+    if name == "last_dim":
+        return rand(3, 4, 9), 2, True
+    if name == "dim0":
+        return rand(6, 10), 0, True
+    if name == "one_channel":
+        return rand(4, 1, 3, 3), 1, True
+    if name == "tail_only":  # 9 elements: two vectors and a tail of one
+        return rand(1, 3, 1, 3), 1, True
+    if name == "misaligned":  # 4 bytes past an aligned address: the scalar path only
+        return rand(3 * 5 * 7 + 1)[1:].view(3, 5, 7), 1, False
+    raise KeyError(name)
+
+
+LAYOUTS = ["nchw_odd", "nchw_even", "channels_last", "fully_connected", "last_dim", "dim0", "one_channel",
+           "tail_only", "misaligned"]
+
+
+def like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Fresh random values laid out exactly like x (same strides, same alignment)."""
+    if x.storage_offset():
+        out = torch.randn(x.numel() + x.storage_offset(), generator=g)[x.storage_offset():].view(x.shape)
+    else:
+        out = torch.empty_like(x)
+        out.copy_(torch.randn(x.shape, generator=g))
+    assert out.stride() == x.stride() and out.data_ptr() % 16 == x.data_ptr() % 16
+    return out
+
+
+def reference_modes(x, b, dim, act, alpha, gain, clamp, dy, ddx):
+    """Forward, dx and d(dx)/dx·ddx from autograd on the float64 reference."""
+    x64 = x.double().requires_grad_(True)
+    b64 = None if b is None else b.double()
+    y = bias_act_ref(x64, b64, dim, act, alpha, gain, clamp)
+    (dx,) = torch.autograd.grad(y, x64, dy.double(), create_graph=True)
+    d2 = None
+    if act not in PIECEWISE_LINEAR:
+        (d2,) = torch.autograd.grad(dx, x64, ddx.double())
+    return y.detach(), dx.detach(), d2
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_bias_act_thread_code_matches_reference(emu, layout, act):
+    x, dim, expect_vec = make_layout(layout)
+    g = torch.Generator().manual_seed(7)
+    b = torch.randn(x.shape[dim], generator=g) if layout != "nchw_even" else None
+    dy, ddx = like(x, g), like(x, g)
+    idx = ACTIVATIONS[act].cuda_idx
+    alpha = 0.2 if act == "lrelu" else 0.0
+    for clamp in (-1.0, 0.9):
+        y_ref, dx_ref, d2_ref = reference_modes(x, b, dim, act, alpha, 1.3, clamp, dy, ddx)
+        for mode, ref in ((0, y_ref), (1, dx_ref), (2, d2_ref)):
+            out = like(x, g).fill_(float("nan"))
+            g_in = {0: None, 1: dy, 2: ddx}[mode]  # mode 2 computes g * gg * act'' * gain
+            gg_in = dy if mode == 2 else None
+            r = emu.emu_bias_act(ptr(x), ptr(b), ptr(g_in), ptr(gg_in), ptr(out), x.numel(), x.stride(dim),
+                                 x.shape[dim], idx, mode, alpha, 1.3, clamp, 37)
+            if ref is None:  # act'' = 0: no mode-2 kernel exists, and asking for one is an error
+                assert r < 0
+                continue
+            assert r == int(expect_vec), f"vector path used={r}, expected {expect_vec}"
+            np.testing.assert_allclose(out.double().numpy(), ref.numpy(), rtol=2e-5, atol=2e-5,
+                                       err_msg=f"mode {mode}, clamp {clamp}")
+
+
+# ------------------------------------------------------------------------------------------------
+# upfirdn2d
+
+def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
+    """Run the emulated kernel; returns (path used, y, plan)."""
+    (upx, upy), (downx, downy) = up, down
+    px0, px1, py0, py1 = pad
+    n, c, h, w = x.shape
+    fh, fw = f.shape[0], f.shape[-1]
+    ho = (h * upy + py0 + py1 - fh) // downy + 1
+    wo = (w * upx + px0 + px1 - fw) // downx + 1
+    cl = c > 1 and x.stride(1) == 1 and not x.is_contiguous()
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    y = torch.full((n, c, ho, wo), float("nan")).contiguous(memory_format=fmt)
+    ints = (ctypes.c_int * 17)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
+                               int(cl))
+    strides = (I64 * 8)(*x.stride(), *y.stride())
+    plan = (ctypes.c_int * 7)()
+    f = f.float().contiguous()
+    r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, plan)
+    return r, y, tuple(plan)
+
+
+def layout(x: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "contiguous":
+        return x.contiguous()
+    if name == "channels_last":
+        return x.contiguous(memory_format=torch.channels_last)
+    if name == "strided":  # every other column of a wider tensor: not dense at all
+        wide = torch.randn(*x.shape[:3], x.shape[3] * 2)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    raise KeyError(name)
+
+
+def filters(kind: str, taps: int, g: torch.Generator) -> torch.Tensor:
+    if kind == "binomial":
+        return setup_filter([1, 3, 3, 1][:taps] if taps <= 4 else [1] * taps)
+    if kind == "random2d":  # asymmetric, so any flip mistake shows
+        return torch.rand(taps, taps, generator=g) + 0.1
+    if kind == "separable":  # 1-D: stands for its outer product
+        return torch.rand(taps, generator=g) + 0.1
+    raise KeyError(kind)
+
+
+TILED = [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 1), (2, 2))]  # (up, down) of the fast paths, 4 taps
+PADS = [(1, 1, 1, 1), (2, 1, 2, 1), (2, 2, 2, 2), (0, 3, 1, -1), (-2, 1, 3, 0), (3, 0, 0, 2)]
+SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 40, 9, 11), (1, 2, 33, 70), (1, 1, 70, 3)]
+
+
+@pytest.mark.parametrize("up,down", TILED)
+@pytest.mark.parametrize("mem", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("fkind", ["binomial", "random2d", "separable"])
+def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind):
+    g = torch.Generator().manual_seed(11)
+    f = filters(fkind, 4, g)
+    for size in SIZES:
+        for pad in PADS:
+            if min(size[3] * up[0] + pad[0] + pad[1], size[2] * up[1] + pad[2] + pad[3]) < 4:
+                continue  # nothing left to compute
+            for flip in (False, True):
+                x = layout(torch.randn(*size, generator=g), mem)
+                r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, flip, 1.7, path=2)
+                assert r == 1, f"tiled path not taken (code {r}) for {size} pad {pad}"
+                planar = not (x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous())
+                assert plan[6] == (planar and x.stride(3) == 1), "16-byte loads exactly for planar unit-stride rows"
+                ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, flip, 1.7)
+                np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5,
+                                           err_msg=f"size {size} pad {pad} flip {flip} plan {plan}")
+
+
+GENERIC = [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 1), (2, 2)), ((3, 3), (2, 2)), ((2, 1), (1, 3)),
+           ((1, 2), (2, 1)), ((4, 4), (4, 4))]
+
+
+@pytest.mark.parametrize("up,down", GENERIC)
+@pytest.mark.parametrize("mem", ["contiguous", "channels_last", "strided"])
+def test_upfirdn2d_generic_thread_code_matches_reference(emu, up, down, mem):
+    g = torch.Generator().manual_seed(13)
+    fs = [torch.rand(2, 3, generator=g), torch.rand(5, generator=g), torch.rand(1, 1, generator=g) + 0.5,
+          torch.rand(4, 4, generator=g)]
+    for f in fs:
+        for size in [(1, 1, 5, 4), (2, 3, 7, 6), (1, 5, 1, 9)]:
+            for pad in [(0, 0, 0, 0), (2, 1, 1, 2), (-1, 2, 1, -1), (3, 3, 0, 1)]:
+                fw, fh = f.shape[-1], f.shape[0]
+                if size[3] * up[0] + pad[0] + pad[1] < fw or size[2] * up[1] + pad[2] + pad[3] < fh:
+                    continue
+                x = layout(torch.randn(*size, generator=g), mem)
+                r, y, _ = emu_upfirdn2d(emu, x, f, up, down, pad, True, 0.8, path=1)
+                assert r == 0
+                ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, True, 0.8)
+                np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5,
+                                           err_msg=f"f {tuple(f.shape)} size {size} pad {pad}")
+
+
+def test_upfirdn2d_tiled_path_refuses_shapes_it_has_no_kernel_for(emu):
+    x = torch.randn(1, 2, 6, 6)
+    assert emu_upfirdn2d(emu, x, torch.rand(3, 3), (2, 2), (1, 1), (1, 1, 1, 1), False, 1.0, path=2)[0] < 0
+    assert emu_upfirdn2d(emu, x, torch.rand(4, 4), (2, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=2)[0] < 0
+
+
+def test_upfirdn2d_plan_uses_many_planes_per_block_for_small_images(emu):
+    """Tiny feature maps (4x4 .. 16x16) are most of a StyleGAN2's layers: one plane per block would
+    leave most threads idle."""
+    x = torch.randn(8, 64, 4, 4)
+    _, _, (bx, by, bp, *_rest) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (2, 2), (1, 1), (2, 1, 2, 1),
+                                               False, 4.0, path=2)
+    assert bx * by * bp == 128 and bp >= 8
+    x = torch.randn(1, 3, 256, 256)
+    _, _, (bx, by, bp, tiles_x, tiles_y, tiles_p, _) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1),
+                                                                  (1, 1, 1, 1), False, 1.0, path=2)
+    assert (bx, bp) == (16, 1) and tiles_p == 3 and tiles_x * bx * 4 >= 256
