@@ -293,16 +293,19 @@ def test_stop_condition_hook_and_stop_file(dataset, tmp_path):
     assert not (trainer.run_dir / "STOP").exists()  # consumed, so a --continue runs on
 
 
-def test_stop_when_needs_the_metrics_module(dataset, tmp_path):
-    try:
-        import bender.metrics.stop  # noqa: F401
-
-        pytest.skip("bender.metrics.stop is installed; its own tests cover --stop-when specs")
-    except ImportError:
-        pass
+def test_stop_when_runs_the_bend_metric_and_the_timeline_is_rendered(dataset, tmp_path):
+    """The real hook: bender.metrics.stop decides at each snapshot; the run ends cleanly with its
+    reason, a final snapshot, and RUN/timeline.mp4 from bender.render.timeline."""
+    flags = [f for f in TINY_FLAGS if f != "--no-timeline"]
+    info = cli("--data", str(dataset), "--out", str(tmp_path), "--preset", "scratch", "--kimg", "1", "--snap",
+               "0.016", "--stop-when", "bend>0,samples=16,max_real=24,features=d:original", *flags)
+    assert info["kimg"] == pytest.approx(0.016) and info["reason"].startswith("bend")
+    run = Path(info["run"])
+    assert Path(info["snapshot"]).is_file() and (run / "timeline.mp4").stat().st_size > 0
+    assert (run / "metrics" / "bend.jsonl").is_file()
     result = CliRunner().invoke(main, ["train", "--data", str(dataset), "--out", str(tmp_path), "--preset", "scratch",
-                                       "--stop-when", "bend>0.5", *TINY_FLAGS])
-    assert result.exit_code != 0 and "bender.metrics.stop" in result.output
+                                       "--stop-when", "soon", *TINY_FLAGS])
+    assert result.exit_code != 0 and "--stop-when" in result.output and not list(tmp_path.glob("00001-*"))
 
 
 def test_streaming_and_in_memory_data_agree(dataset):

@@ -15,86 +15,40 @@ compute its own share of the global batch without talking to the others.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from bender.dataset import ZipDataset, read_dataset
 from bender.errors import BenderError
 
 MEMORY_LIMIT = 4 << 30  # decoded bytes kept resident when --data-cache auto
 
 
-def image_names(names: list[str]) -> list[str]:
-    """Dataset members that are images (any extension Pillow knows), in NVIDIA's sorted order."""
-    Image.init()
-    extensions = set(Image.registered_extensions())
-    return sorted(n for n in names if os.path.splitext(n)[1].lower() in extensions)
+def read_images(path: str | Path) -> ZipDataset:
+    """The dataset zip through bender.dataset's reader (NVIDIA's rules for members and labels)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenderError(f"{path}: no such dataset; make one with `bender dataset pack IMAGES --out {path.name}`")
+    images = read_dataset(path)
+    if len(images) == 0:
+        raise BenderError(f"{path}: the zip holds no images; pack one with `bender dataset pack`")
+    return images
 
 
-class ZipImages:
-    """Random access to a dataset zip's images (C x H x W uint8) and labels; safe across fork."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise BenderError(f"{self.path}: no such dataset; make one with `bender dataset pack IMAGES --out "
-                              f"{self.path.name}`")
-        self._zip: zipfile.ZipFile | None = None
-        self._pid = -1
-        try:
-            members = [i.filename for i in self._file().infolist() if not i.is_dir()]
-        except (OSError, zipfile.BadZipFile) as e:
-            raise BenderError(f"{self.path}: not a readable dataset zip ({e}); run `bender dataset check`") from None
-        self.names = image_names(members)
-        if not self.names:
-            raise BenderError(f"{self.path}: the zip holds no images; pack one with `bender dataset pack`")
-        meta = {}
-        if "dataset.json" in members:
-            try:
-                meta = json.loads(self._file().read("dataset.json"))
-            except ValueError:
-                raise BenderError(f"{self.path}: dataset.json is not valid JSON; run `bender dataset check`") from None
-        raw = meta.get("labels") if isinstance(meta, dict) else None
-        self.labels: np.ndarray | None = None
-        if raw:
-            by_name = {str(k).replace("\\", "/"): v for k, v in raw}
-            missing = [n for n in self.names if n not in by_name]
-            if missing:
-                raise BenderError(f"{self.path}: dataset.json has no label for {len(missing)} images "
-                                  f"(e.g. {missing[0]}); run `bender dataset check {self.path}`")
-            self.labels = np.array([by_name[n] for n in self.names])
-
-    def _file(self) -> zipfile.ZipFile:
-        if self._zip is None or self._pid != os.getpid():
-            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
-        return self._zip
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def image(self, index: int) -> np.ndarray:
-        name = self.names[index]
-        try:
-            with Image.open(io.BytesIO(self._file().read(name))) as im:
-                pixels = np.asarray(im)
-        except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
-            raise BenderError(f"{self.path}: cannot decode {name} ({e}); run `bender dataset check`") from None
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, None]
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_zip"], state["_pid"] = None, -1
-        return state
+def decode(images: ZipDataset, index: int) -> np.ndarray:
+    """Image `index` as C x H x W uint8; a broken member is a one-line error naming it."""
+    try:
+        return np.ascontiguousarray(images.image(index, chw=True))
+    except BenderError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Pillow/zipfile raise many types for broken members
+        raise BenderError(f"{images.path}: cannot decode {images.names[index]} ({e}); "
+                          "run `bender dataset check`") from None
 
 
 @dataclass
@@ -116,7 +70,7 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def label_matrix(images: ZipImages) -> np.ndarray:
+def label_matrix(images: ZipDataset) -> np.ndarray:
     """[N, c_dim] float32 conditioning vectors (one-hot class indices); [N, 0] without labels."""
     if images.labels is None:
         return np.zeros([len(images), 0], dtype=np.float32)
@@ -150,11 +104,11 @@ class TrainingData:
 
     def __init__(self, path: str | Path, device: torch.device, seed: int = 0, mirror: bool = False,
                  cache: str = "auto", workers: int = 2):
-        self.images = ZipImages(path)
+        self.images = read_images(path)
         self.device = device
         self.seed = seed
         self.mirror = mirror
-        first = self.images.image(0)
+        first = decode(self.images, 0)
         c, h, w = first.shape
         if h != w or h & (h - 1) or h < 4:
             raise BenderError(f"{self.images.path}: images are {w}x{h}; training needs square power-of-two images "
@@ -179,7 +133,7 @@ class TrainingData:
         shape = (self.info.channels, self.info.resolution, self.info.resolution)
 
         def one(i: int) -> np.ndarray:
-            return _checked(self.images.image(i), shape, self.images, i)
+            return _checked(decode(self.images, i), shape, self.images, i)
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             arrays = list(pool.map(one, range(len(self.images))))
@@ -245,7 +199,7 @@ class TrainingData:
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers > 0 else None)
 
 
-def _checked(pixels: np.ndarray, shape: tuple[int, int, int], images: ZipImages, i: int) -> np.ndarray:
+def _checked(pixels: np.ndarray, shape: tuple[int, int, int], images: ZipDataset, i: int) -> np.ndarray:
     if pixels.shape != shape:
         raise BenderError(f"{images.path}: {images.names[i]} is {pixels.shape[2]}x{pixels.shape[1]}x{pixels.shape[0]}"
                           f" but the first image is {shape[2]}x{shape[1]}x{shape[0]}; run `bender dataset check`")
@@ -268,7 +222,7 @@ class _Steps(torch.utils.data.Sampler):
 class _StreamDataset(torch.utils.data.Dataset):
     """Item `step` is one process's share of that training step, as a uint8 [n, C, H, W] tensor."""
 
-    def __init__(self, images: ZipImages, length: int, seed: int, shape: tuple[int, int, int], batch: int,
+    def __init__(self, images: ZipDataset, length: int, seed: int, shape: tuple[int, int, int], batch: int,
                  start: int, count: int):
         self.images, self.length, self.seed, self.shape = images, length, seed, shape
         self.batch, self.start, self.count = batch, start, count
@@ -276,7 +230,7 @@ class _StreamDataset(torch.utils.data.Dataset):
     def __getitem__(self, step: int) -> torch.Tensor:
         idx = sample_indices(step * self.batch + self.start, self.count, self.length, self.seed)
         n = len(self.images)
-        out = np.stack([_checked(self.images.image(int(i % n)), self.shape, self.images, int(i % n)) for i in idx])
+        out = np.stack([_checked(decode(self.images, int(i % n)), self.shape, self.images, int(i % n)) for i in idx])
         flip = idx >= n
         out[flip] = out[flip, :, :, ::-1]
         return torch.from_numpy(np.ascontiguousarray(out))

@@ -1,0 +1,74 @@
+"""The trainer on a CUDA GPU (skipped without one; benchmarks/gpu_check.sh runs these): the GPU
+paths — bf16 blocks, channels_last, CUDA kernels, the GPU resampling path of ADA — train, and agree
+with the CPU on a step's gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bender.ops.grid_sample import grid_sample
+from bender.train import checkpoint as ckpt
+from bender.train.config import make_config
+from bender.train.loop import Trainer, train
+from tests.train_fixtures import TINY_ARCH, make_dataset
+
+pytestmark = pytest.mark.cuda
+
+
+def test_grid_sample_second_derivative_on_cuda():
+    x = torch.randn([2, 3, 6, 7], dtype=torch.float64, device="cuda", requires_grad=True)
+    theta = torch.eye(2, 3, dtype=torch.float64, device="cuda").repeat(2, 1, 1) + 0.2
+    grid = torch.nn.functional.affine_grid(theta, [2, 3, 5, 5], align_corners=False)
+    assert torch.autograd.gradgradcheck(lambda inp: grid_sample(inp, grid), (x,))
+
+
+def test_a_short_bf16_run_with_ada_on_cuda(tmp_path):
+    data = make_dataset(tmp_path / "d.zip", count=16)
+    arch = {**TINY_ARCH, "num_fp16_res": 2, "conv_clamp": 256.0}
+    cfg = make_config("scratch", data=str(data), out=str(tmp_path), kimg=0.064, snap=0.032, batch=8, aug_p=0.5,
+                      ada_kimg=1.0, device="cuda", tick=60, timeline=False, **arch)
+    result = train(cfg, quiet=True)
+    records = ckpt.read_stats(result.run_dir)
+    assert [r["kimg"] for r in records] == [0.0, 0.032, 0.064]
+    last = records[-1]
+    assert all(math.isfinite(v) for k, v in last.items() if k.startswith("Loss/"))
+    assert last["gpu_mem_gb"] > 0 and last["augment_p"] != 0.5
+
+
+def test_cuda_and_cpu_r1_gradients_agree(tmp_path):
+    """fp32, no TF32, no augmentation: D's R1 gradients on the GPU match the CPU's."""
+    data = make_dataset(tmp_path / "d.zip", count=16)
+    grads = {}
+    for device in ("cpu", "cuda"):
+        cfg = make_config("scratch", data=str(data), out=str(tmp_path / device), batch=8, aug="none", device=device,
+                          precision="fp32", channels_last=False, tf32=False, timeline=False, **TINY_ARCH)
+        trainer = Trainer(cfg, quiet=True)
+        real, c = trainer.data.batch(0)
+        trainer._train_only("D")
+        trainer.D.zero_grad(set_to_none=True)
+        trainer.loss.d_r1(real, c, None, 1.0)
+        grads[device] = {n: p.grad.detach().cpu() for n, p in trainer.D.named_parameters() if p.grad is not None}
+    for name, ref in grads["cpu"].items():
+        torch.testing.assert_close(grads["cuda"][name], ref, rtol=1e-3, atol=1e-5 * max(1, ref.abs().max().item()))
+
+
+def test_augment_resampling_gpu_path_matches_cpu_path():
+    """ADA's GPU path (bender.ops upsample2d/downsample2d, CUDA kernels when built) and its CPU path
+    (polyphase FIR) resample identically, and both differentiate twice."""
+    from bender.train.augment import AugmentPipe, _rotate, _scale
+
+    pipe = AugmentPipe()
+    x = torch.randn([3, 3, 32, 32], generator=torch.Generator().manual_seed(0))
+    M = _rotate(torch.tensor([0.3, -1.0, 2.0])) @ _scale(torch.tensor([1.2, 0.9, -1.0]), torch.tensor([1.0, 1.1, 1.0]))
+    out = {}
+    for device in ("cpu", "cuda"):
+        xd = x.to(device).requires_grad_(True)
+        y = pipe.to(device).resample(xd, M.to(device))
+        (g,) = torch.autograd.grad(y.square().sum(), xd, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), xd)
+        out[device] = (y.detach().cpu(), gg.cpu())
+    torch.testing.assert_close(out["cuda"][0], out["cpu"][0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out["cuda"][1], out["cpu"][1], rtol=1e-3, atol=1e-3 * out["cpu"][1].abs().max().item())
