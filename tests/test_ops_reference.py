@@ -160,3 +160,19 @@ def test_conv2d_resample_second_derivatives():
     assert torch.autograd.gradgradcheck(lambda x, w: conv2d_resample(x, w, f, up=2, padding=1, flip_weight=False),
                                         (x, w))
     assert torch.autograd.gradgradcheck(lambda x, w: conv2d_resample(x, w, f, down=2, padding=1), (x, w))
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_bias_act_inplace_equals_reference_and_respects_autograd(act):
+    x = torch.randn(2, 4, 5, 5)
+    b = torch.randn(4)
+    expected = bias_act(x, b, act=act, gain=1.3, clamp=0.8)
+    y = x.clone()
+    with torch.no_grad():
+        out = bias_act(y, b, act=act, gain=1.3, clamp=0.8, inplace=True)
+    torch.testing.assert_close(out, expected)
+    # while autograd records, inplace is ignored and the input is left alone
+    z = x.clone().requires_grad_(True)
+    out = bias_act(z, b, act=act, gain=1.3, clamp=0.8, inplace=True)
+    out.sum().backward()
+    torch.testing.assert_close(z.detach(), x)

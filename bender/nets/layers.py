@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from bender.nets.cache import channels_last_weight
 from bender.ops import bias_act, conv2d_resample, setup_filter
 from bender.ops.bias_act import ACTIVATIONS
 
@@ -82,7 +83,7 @@ class Conv2dLayer(nn.Module):
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_channels}, out={self.out_channels}, act={self.activation}, "
@@ -147,17 +148,22 @@ def modulated_conv2d(
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
                             flip_weight=flip_weight)
+        # x is this function's own tensor: overwrite it when autograd is not watching.
+        out = x if not (torch.is_grad_enabled() and x.requires_grad) else None
         if demodulate and noise is not None:
-            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1))
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1), out=out)
         if demodulate:
-            return x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
+            return torch.mul(x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1), out=out)
         if noise is not None:
             return x.add_(noise.to(x.dtype))
         return x
 
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_ch, kh, kw)
-    x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
+    w = w.reshape(-1, in_ch, kh, kw).to(x.dtype)
+    if channels_last and batch == 1:  # match x's layout, or the convolution converts x instead
+        w = channels_last_weight(w, transposed=up > 1)
+    x = conv2d_resample(x, w, resample_filter, up=up, down=down, padding=padding,
                         groups=batch, flip_weight=flip_weight)
     x = x.reshape(batch, -1, *x.shape[2:])
     if noise is not None:
