@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from bender.nets.cache import channels_last_weight
+from bender.nets.cache import DerivedWeights, channels_last_weight
 from bender.ops import bias_act, conv2d_resample, setup_filter
 from bender.ops.bias_act import ACTIVATIONS
 
@@ -36,14 +36,15 @@ class FullyConnectedLayer(nn.Module):
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
+        self._derived = DerivedWeights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        # The equalised-lr scaling depends only on the weights: at inference it is done once.
+        w = self._derived.get(f"w-{x.dtype}", self.weight, lambda w: w.to(x.dtype) * self.weight_gain)
         b = self.bias
         if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
+            b = self._derived.get(f"b-{x.dtype}", b, lambda b: b.to(x.dtype) * self.bias_gain
+                                  if self.bias_gain != 1 else b.to(x.dtype))
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation)
@@ -76,9 +77,10 @@ class Conv2dLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
         self.register_buffer("resample_filter", setup_filter(resample_filter or [1, 3, 3, 1]))
         self.requires_grad_(trainable)
+        self._derived = DerivedWeights()
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        w = self.weight * self.weight_gain
+        w = self._derived.get("w", self.weight, lambda w: w * self.weight_gain)
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
