@@ -32,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _default_mode())  # mkstemp makes 0600; finished files get the usual mode
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -58,6 +59,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     with atomic_open(path, "w", encoding=encoding, newline="\n") as f:
         f.write(text)
+
+
+def _default_mode() -> int:
+    """0666 minus the process umask: what `open(path, "w")` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(directory: Path) -> None:
