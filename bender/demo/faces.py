@@ -38,13 +38,14 @@ def load_dcgan() -> torch.nn.Module:
 @torch.inference_mode()
 def sample_faces(count: int, seed: int = 0, batch: int = 256) -> Iterator[np.ndarray]:
     """Yield `count` 64x64x3 uint8 faces; the same seed gives the same faces."""
-    net = load_dcgan()
-    gen = torch.Generator().manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net = load_dcgan().to(device)
+    gen = torch.Generator().manual_seed(seed)  # latents drawn on the CPU: same faces on any device
     done = 0
     while done < count:
         n = min(batch, count - done)
-        z = torch.randn(n, Z_DIM, 1, 1, generator=gen)
-        img = net(z)  # tanh output in [-1, 1]
+        z = torch.randn(n, Z_DIM, 1, 1, generator=gen).to(device)
+        img = net(z).cpu()  # tanh output in [-1, 1]
         pixels = ((img + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         yield from pixels
         done += n
@@ -58,3 +59,20 @@ def write_faces(folder: Path, count: int, seed: int = 0) -> Path:
     for i, face in enumerate(sample_faces(count, seed)):
         Image.fromarray(face).save(folder / f"face-{i:06d}.png", compress_level=1)
     return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bender.demo.faces --out DIR --count N [--seed S]`: write the training faces."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    write_faces(args.out, args.count, args.seed)
+    print(f"wrote {args.count} faces to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
