@@ -90,3 +90,13 @@ def test_doctor_reports():
     out = run("doctor").output
     for name in ("torch", "ffmpeg", "gradio", "ops mode"):
         assert name in out
+
+
+def test_generate_bf16_is_close_to_fp32(tmp_path, fixtures_dir):
+    pkl = fixtures_dir / "networks" / "sg2ada-res32-orig-skipD.pkl"  # has reduced-precision blocks
+    run("generate", str(pkl), "--seeds", "5", "--outdir", str(tmp_path / "a"))
+    run("generate", str(pkl), "--seeds", "5", "--outdir", str(tmp_path / "b"), "--bf16")
+    a = np.asarray(Image.open(tmp_path / "a" / "seed0005.png")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "b" / "seed0005.png")).astype(int)
+    assert 0 < np.abs(a - b).mean() < 8
+    assert read_png_metadata(tmp_path / "b" / "seed0005.png")["precision"] == "bf16"

@@ -69,8 +69,13 @@ def convert(src: str, dst: str, ema_only: bool) -> None:
 @click.option("--grid", is_flag=True, help="Also write all images as one grid.png.")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def generate(model, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, grid, batch, device) -> None:
+@click.option("--bf16", is_flag=True, help="Run the model's reduced-precision blocks in bfloat16 (faster on "
+              "CPUs with AVX512-BF16/AMX and on GPUs; ~1%% of the range in error). Default: float32 on CPU, "
+              "float16 on CUDA.")
+def generate(model, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, grid, batch, device, bf16) -> None:
     """Generate one PNG per seed (seed0042.png), the same pictures NVIDIA's generate.py makes."""
+    import torch
+
     import bender
     from bender.device import pick_device
     from bender.errors import BenderError
@@ -82,13 +87,15 @@ def generate(model, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, gri
     m = load(model, device=dev)
     G = m.G_ema
     try:
-        images = images_for_seeds(G, seeds, psi, trunc_cutoff, noise_mode, class_idx, batch_size=batch, device=dev)
+        images = images_for_seeds(G, seeds, psi, trunc_cutoff, noise_mode, class_idx, batch_size=batch, device=dev,
+                                  half_dtype=torch.bfloat16 if bf16 else torch.float16)
     except ValueError as e:
         raise BenderError(str(e)) from None
     outdir = Path(outdir)
     meta_common = {"model": Path(model).name if model != "default" else "default",
                    "model_sha256": m.lineage.source_sha256, "truncation_psi": psi, "truncation_cutoff": trunc_cutoff,
-                   "noise_mode": noise_mode, "class": class_idx, "software": f"bender {bender.__version__}"}
+                   "noise_mode": noise_mode, "class": class_idx, "precision": "bf16" if bf16 else "default",
+                   "software": f"bender {bender.__version__}"}
     for seed, image in zip(seeds, images):
         save_png(image, outdir / f"seed{seed:04d}.png", {"seed": seed, **meta_common})
     if grid:

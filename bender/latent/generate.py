@@ -21,6 +21,7 @@ def images_for_seeds(
     class_idx: int | None = None,
     batch_size: int = 8,
     device: torch.device | str | None = None,
+    half_dtype: torch.dtype = torch.float16,
 ) -> np.ndarray:
     """[N, H, W, C] uint8 images, one per seed, NVIDIA-compatible (same seed -> same picture)."""
     device = torch.device(device) if device is not None else next(G.parameters()).device
@@ -29,6 +30,7 @@ def images_for_seeds(
         chunk = list(seeds[start: start + batch_size])
         z = zs_from_seeds(chunk, G.z_dim, device)
         c = class_vector(class_idx, G.c_dim, len(chunk), device)
-        img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+        img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode,
+                half_dtype=half_dtype)
         out.append(to_uint8(img))
     return np.concatenate(out, axis=0)
