@@ -8,7 +8,7 @@ images: the pipeline hands candidates to the guarded downloader.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -94,3 +94,15 @@ def as_int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def in_pages(candidates: Iterable[Candidate], size: int = 100) -> Iterator[list[Candidate]]:
+    """Group a stream of candidates into pages, for providers that read a local list."""
+    page: list[Candidate] = []
+    for candidate in candidates:
+        page.append(candidate)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page

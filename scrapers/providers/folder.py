@@ -12,9 +12,7 @@ from pathlib import Path
 
 from bender.errors import BenderError
 from scrapers.candidate import Candidate
-from scrapers.providers.base import Provider, SearchOptions
-
-BATCH = 100
+from scrapers.providers.base import Provider, SearchOptions, in_pages
 
 
 class Folder(Provider):
@@ -27,13 +25,7 @@ class Folder(Provider):
         if not root.is_dir():
             raise BenderError(f"folder provider: {query!r} is not a folder")
         root = root.resolve()
-        batch: list[Candidate] = []
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            rel = path.relative_to(root).as_posix()
-            batch.append(Candidate(provider=self.name, provider_id=f"{root.name}/{rel}", query=query,
-                                   image_url=path.as_uri(), title=path.stem, local_path=str(path)))
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        yield from in_pages(Candidate(provider=self.name, provider_id=f"{root.name}/{p.relative_to(root).as_posix()}",
+                                      query=query, image_url=p.as_uri(), title=p.stem, local_path=str(p))
+                            for p in files)

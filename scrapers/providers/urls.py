@@ -16,9 +16,7 @@ from pathlib import Path
 from bender.errors import BenderError
 from scrapers.candidate import Candidate
 from scrapers.licenses import build_attribution, license_url, normalize_license
-from scrapers.providers.base import Provider, SearchOptions
-
-BATCH = 100
+from scrapers.providers.base import Provider, SearchOptions, in_pages
 
 
 class Urls(Provider):
@@ -31,14 +29,7 @@ class Urls(Provider):
         if not path.is_file():
             raise BenderError(f"urls provider: {query!r} is not a file; give a .txt or .csv list of URLs")
         rows = self._csv(path) if path.suffix.lower() == ".csv" else self._txt(path)
-        batch: list[Candidate] = []
-        for row in rows:
-            batch.append(self._candidate(row, str(path)))
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        yield from in_pages(self._candidate(row, str(path)) for row in rows)
 
     def _txt(self, path: Path) -> Iterator[dict]:
         for line in path.read_text(encoding="utf-8-sig").splitlines():
