@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
 TRAIN_SECONDS=${1:-270}
 export PYTHONPATH=$PWD:$PWD/.device/site${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
+export BENDER_CACHE_DIR=${BENDER_CACHE_DIR:-/tmp/bender-cache} PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
 PY=${PYTHON:-python3}
 WORK=${WORK:-/tmp/default-model}
 mkdir -p "$WORK" "$OUT"
@@ -21,7 +21,8 @@ train_default_model() {
   set -x
   "$PY" -m bender.demo.faces --out "$WORK/faces" --count "${FACES:-20000}" --seed 0 || return 1
   "$PY" -m bender dataset pack "$WORK/faces" --out "$WORK/faces64.zip" --resolution 64 -q || return 1
-  "$PY" -m bender train --data "$WORK/faces64.zip" --out "$WORK/runs" --preset scratch --channel-base 4096 \
+  # Reference ops: the kernels are being built (and tested for the first time) beside it.
+  BENDER_OPS=ref "$PY" -m bender train --data "$WORK/faces64.zip" --out "$WORK/runs" --preset scratch --channel-base 4096 \
     --channel-max 128 --z-dim 128 --w-dim 128 --map-layers 4 --num-fp16-res 2 --conv-clamp 256 \
     --batch 64 --kimg 100000 --snap 100 --tick 15 --seed 0 &
   local pid=$!

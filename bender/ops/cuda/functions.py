@@ -99,6 +99,11 @@ class BiasActGrad(torch.autograd.Function):
             d_x = BiasActGrad2.apply(ddx, dy, x, b, ctx.ext, spec)
             if ctx.needs_input_grad[2]:
                 d_b = d_x.sum(spec.reduce_dims(d_x))
+        elif ctx.needs_input_grad[2] and spec.act != "linear":
+            # relu/lrelu: act'' is zero, but autograd's own ops return a defined zero here, so the bias
+            # of (say) D's last lrelu layer gets a zero R1 gradient rather than none. Matching that
+            # keeps optimisers identical on both paths: Adam skips a parameter whose grad is None.
+            d_b = torch.zeros_like(b)
         return d_dy, d_x, d_b, None, None
 
 
