@@ -88,6 +88,10 @@ def write_card(snapshot: Path, out_dir: Path, training: dict) -> dict:
     return card
 
 
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+
 def render_markdown(card: dict) -> str:
     a, t, d, b = card["architecture"], card["training"], card["data"], card["bend_distance_to_dcgan_faces"]
     return f"""# Model card: bender's embedded default model (`{card['model']}`)
@@ -106,7 +110,7 @@ offline. The file holds {', '.join(a['networks'])}, so it can be fine-tuned (ben
 photograph of a real person was used.
 
 **Training.** From scratch with bender's own trainer, {card['kimg']:g} kimg: `{t['command']}`.
-Hardware: {t['hardware']}. Wall time: {t['hours']:.1f} h. Reproduce with `examples/train_default_model.sh`.
+Hardware: {t['hardware']}. Wall time: {_duration(t['hours'])}. Reproduce with `examples/train_default_model.sh`.
 {t.get('note', '')}
 
 **Bend distance to its training faces.** Fréchet distance in ImageNet-MobileNetV2 features between
