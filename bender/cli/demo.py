@@ -10,7 +10,7 @@ import click
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bender-demo"),
               show_default=True, help="Folder for the dataset, the run, the videos and the curve.")
-@click.option("--kimg", type=float, default=8.0, show_default=True,
+@click.option("--kimg", type=float, default=6.0, show_default=True,
               help="How long to fine-tune (thousands of images); 1 is a quick smoke run.")
 @click.option("--model", default="default", show_default=True, help="The face model to bend.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

@@ -38,7 +38,7 @@ def bender(*args: str, echo: bool = True) -> None:
         raise BenderError(f"demo step `bender {args[0]}` failed: {e.format_message()}") from None
 
 
-def run_demo(out: Path, kimg: float = 8.0, model: str = "default", device: str = "auto", seeds: str = "0-15",
+def run_demo(out: Path, kimg: float = 6.0, model: str = "default", device: str = "auto", seeds: str = "0-15",
              walk_frames: int = 24, metric_samples: int = 128) -> DemoResult:
     """Build, pack, fine-tune, render and measure; returns where everything is."""
     from bender.demo.textures import write_texture_set
