@@ -115,7 +115,7 @@ def test_refresh_and_upload_extend_the_picker(server, fixtures_dir, tmp_path):
     models_dir = server.ctx.config.models_dir
     (models_dir / "new.safetensors").write_bytes((models_dir / "original.safetensors").read_bytes())
     update = c.predict(None, api_name="/refresh_models")
-    assert update["value"] == key_of(server, "sg2ada-res32-fp32.pkl")  # nothing picked yet: the first model
+    assert update["value"] == key_of(server, "sg2ada-res32-fp32.pkl")  # nothing picked yet: the model named first
     assert "new.safetensors" in [label for label, _ in update["choices"]]
 
     update = c.predict(handle_file(str(fixture_pkl(fixtures_dir, "sg2ada-res32-orig-skipD"))),

@@ -39,7 +39,8 @@ def test_catalogue_lists_files_runs_and_rescans_the_models_folder(tmp_path, fixt
 def test_loaded_model_is_cached_and_described_with_lineage(tmp_path, fixtures_dir):
     original, tuned = save_pair(fixtures_dir, tmp_path)
     lib = ModelLibrary([str(tuned)], device="cpu", cache_size=1)
-    key = lib.choices()[0][1]
+    key = lib.default_key()  # the model named, not the embedded default listed first
+    assert key == [k for label, k in lib.choices() if label == tuned.name][0]
     loaded = lib.get(key)
     assert lib.get(key) is loaded
     text = loaded.describe_markdown()
@@ -177,7 +178,9 @@ def test_embedded_default_model_comes_first_when_installed(tmp_path, fixtures_di
     monkeypatch.setattr(library, "default_model_path", lambda: original)
     monkeypatch.setattr(io_load, "default_model_path", lambda: original)
     lib = library.ModelLibrary([str(fixture_pkl(fixtures_dir))], device="cpu")
-    assert lib.choices()[0] == ("default (embedded)", "default") and lib.default_key() == "default"
+    assert lib.choices()[0] == ("default (embedded)", "default")
+    assert lib.default_key() != "default"  # listed first, but the UI opens on the model the user named
+    assert library.ModelLibrary([], device="cpu").default_key() == "default"
     assert lib.get("default").resolution == 32
     from bender.ui.walks import model_ref
 

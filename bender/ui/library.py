@@ -127,6 +127,7 @@ class ModelLibrary:
         self._uploads: list[ModelEntry] = []
         self._given_files: list[Path] = []
         self._given_runs: list[Path] = []
+        self._given_first: Path | None = None  # what the user named first is what the UI opens on
         self._include_default = default_model_path().exists()
         for name in models or []:
             if str(name) in ("default", "builtin", "bender:default"):
@@ -135,6 +136,8 @@ class ModelLibrary:
                                       "pass a model file or run folder instead")
                 continue
             path = Path(name).expanduser().resolve()
+            if self._given_first is None and (is_run(path) or path.is_file()):
+                self._given_first = path
             if is_run(path):
                 self._given_runs.append(path)
             elif path.is_dir():
@@ -195,7 +198,14 @@ class ModelLibrary:
         return [(e.label, e.key) for e in self.entries()]
 
     def default_key(self) -> str | None:
+        """The model the UI opens on: the first one named on the command line (a run: its latest
+        snapshot, the bent model), else the first in the list (the embedded default, when present)."""
         entries = self.entries()
+        first = self._given_first
+        if first is not None:
+            picks = [e for e in entries if e.path == first or e.run == first]
+            if picks:
+                return picks[-1].key  # a run's snapshots are listed oldest first
         return entries[0].key if entries else None
 
     def entry(self, key: str | None) -> ModelEntry:

@@ -27,7 +27,7 @@ class PickerTab:
     def refresh(self, key: str | None):
         choices = self.ctx.library.choices()
         keys = [k for _, k in choices]
-        return gr.update(choices=choices, value=key if key in keys else (keys[0] if keys else None))
+        return gr.update(choices=choices, value=key if key in keys else self.ctx.library.default_key())
 
     @user_errors
     def upload(self, path: str | None):
