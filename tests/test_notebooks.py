@@ -84,8 +84,8 @@ def test_quickstart_runs(tmp_path):
     assert (out / "walk.mp4").stat().st_size > 0 and (out / "walk.mp4.yaml").exists()
     text = outputs_text(nb)
     assert "36 frames" in text  # 3 keyframes x 12 frames, looped
-    assert "synthesis.b16.conv1" in text
-    assert image_outputs(nb) >= 5
+    assert "synthesis.b8.conv1" in text  # the list of bendable layers
+    assert image_outputs(nb) >= 4
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_bending_runs(tmp_path):
     run = runs[0]
     assert len(list((run / "checkpoints").glob("snapshot-*.safetensors"))) >= 2
     assert (run / "timeline.mp4").stat().st_size > 0
-    assert (out / "overbent-8.safetensors").exists()
+    assert (out / "overbent-2.safetensors").exists()
     assert image_outputs(nb) >= 4
 
 
