@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bender.render.video import probe
 
@@ -25,19 +26,22 @@ def test_demo_runs_end_to_end_and_produces_every_artefact(tmp_path):
     text = proc.stdout
     assert "bender demo finished" in text and "bender ui " in text
     run = next((out / "runs").iterdir())
-    for path in (out / "rocks-foliage-64.zip", run / "timeline.mp4", out / "walk-loop.mp4",
+    for path in (out / "rocks-foliage-64.zip", run / "timeline.mp4", out / "walk-loop.mp4", out / "bend-timeline.png",
                  run / "bend_curve.png", run / "metrics" / "bend.jsonl", run / "stats.jsonl"):
         assert path.exists() and path.stat().st_size > 0, path
         assert str(path) in text or path.name in text or path.parent.name in text
     snapshots = sorted((run / "checkpoints").glob("snapshot-*.safetensors"))
     previews = sorted((run / "previews").glob("preview-*.png"))
     assert len(snapshots) >= 2 and len(previews) == len(snapshots)  # the original, then the bends
+    strip = Image.open(out / "bend-timeline.png")
+    assert strip.size == (len(snapshots) * 64 + (len(snapshots) - 1) * 2, 4 * 64)  # a column per snapshot
     walk = probe(out / "walk-loop.mp4")
     assert walk["frames"] == 3 * 24 and walk["fps"] == pytest.approx(24)
     timeline = probe(run / "timeline.mp4")
     assert timeline["frames"] >= len(snapshots)
     # the steps were shown as copyable commands
-    for step in ("$ bender dataset pack", "$ bender train", "$ bender render walk", "$ bender metrics"):
+    for step in ("$ bender dataset pack", "$ bender train", "$ bender render walk", "$ bender metrics",
+                 "$ bender render timeline"):
         assert step in proc.stderr
 
 

@@ -9,6 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bender.errors import BenderError
 from bender.io import Model, load, save_model
@@ -22,7 +23,7 @@ from bender.render import video
 from bender.render.frames import render_frames
 from bender.render.images import to_uint8
 from bender.render.script import render_script, sidecar_path
-from bender.render.timeline import render_timeline
+from bender.render.timeline import render_timeline, timeline_strip
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +190,15 @@ def test_timeline_render_hits_every_snapshot(pkl, tmp_path):
         (expected,) = render_frames(Walk(ref))
         assert np.array_equal(frames[2 * k], expected), f"frame {2 * k} should be snapshot {k}"
     assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[2])
+
+    # The still version: a column per snapshot, each column that snapshot's keyframe, stacked.
+    strip = np.asarray(Image.open(timeline_strip(run, seeds=[1, 2], psi=0.7, pad=2)))
+    r = a.g_config.img_resolution
+    assert strip.shape[:2] == (2 * r, 3 * r + 2 * 2)
+    for k, snap in enumerate(snaps):
+        ref = S.WalkScript(model=str(snap), space="z", psi=0.7, cols=1, keyframes=[S.Keyframe(seeds=[1, 2])])
+        (expected,) = render_frames(Walk(ref))
+        assert np.array_equal(strip[:, k * (r + 2): k * (r + 2) + r], expected), f"column {k}"
 
 
 def test_loops_are_seeded_and_seamless(pkl):

@@ -17,7 +17,7 @@ import click
 def demo(out: Path, kimg: float, model: str, device: str) -> None:
     """Bend the embedded face model toward rocks & foliage: dataset, fine-tune, timeline, walk, bend curve.
 
-    Runs offline on a CPU in about ten minutes at the default --kimg. Uses scikit-image's bundled
+    Runs offline on a CPU in about eleven minutes at the default --kimg (2-core CPU). Uses scikit-image's bundled
     textures (pip install scikit-image).
     """
     from bender.demo.pipeline import run_demo, summary

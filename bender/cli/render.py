@@ -263,12 +263,22 @@ def plane(model, seeds, sefa, pca, origin_seed, layers, grid_size, extent, path_
               help="Space snapshots evenly, or by training progress.")
 @click.option("--psi", type=float, default=0.7, show_default=True)
 @click.option("--class", "class_idx", type=int, default=None)
+@click.option("--still", is_flag=True,
+              help="Write one picture instead: a row per seed, a column per snapshot (default RUN/timeline.png).")
 @_output_options("")
-def timeline(run, seeds, frames_per_snapshot, by, psi, class_idx, out, fps, size, crf, codec, batch, device, preview,
-             quiet):
+def timeline(run, seeds, frames_per_snapshot, by, psi, class_idx, still, out, fps, size, crf, codec, batch, device,
+             preview, quiet):
     """Watch a training run: fixed seeds morphing through every snapshot (default RUN/timeline.mp4)."""
-    from bender.render.timeline import timeline_script
+    from bender.render.timeline import timeline_script, timeline_strip
 
+    if still:
+        from bender.device import pick_device
+
+        path = timeline_strip(run, None if str(out) in ("", ".") else out, list(seeds), psi, pick_device(device),
+                              class_idx=class_idx)
+        if not quiet:
+            click.echo(f"wrote {path}")
+        return
     script = timeline_script(run, list(seeds), fps, frames_per_snapshot, psi, size, by, class_idx)
     script.crf, script.codec, script.batch = crf, codec, batch
     out = out if str(out) not in ("", ".") else run / "timeline.mp4"

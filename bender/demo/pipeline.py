@@ -71,9 +71,13 @@ def run_demo(out: Path, kimg: float = 6.0, model: str = "default", device: str =
     bender("render", "walk", str(run), "--seeds", "1,2,3", "--frames", str(walk_frames), "--loop", "--fps", "24",
            "--out", str(walk), "--device", device, "--quiet")
 
-    click.secho("4/5 the bend distance of every snapshot (how far from faces, how close to rocks)", bold=True,
-                err=True)
+    click.secho("4/5 the bend distance of every snapshot (how far from faces, how close to rocks), and the bend "
+                "as one picture", bold=True, err=True)
     bender("metrics", str(run), "--samples", str(metric_samples), "--max-real", "500", "--device", device, "--quiet")
+
+    strip = out / "bend-timeline.png"
+    bender("render", "timeline", str(run), "--still", "--seeds", "0-3", "--out", str(strip), "--device", device,
+           "--quiet")
 
     click.secho("5/5 done", bold=True, err=True)
     snapshots = list_snapshots(run)
@@ -84,6 +88,7 @@ def run_demo(out: Path, kimg: float = 6.0, model: str = "default", device: str =
         "first preview (the original faces)": previews[0],
         "last preview (bent)": previews[-1],
         "bend timeline video": run / "timeline.mp4",
+        "bend timeline picture": strip,
         "looping walk video": walk,
         "bend curve": run / "bend_curve.png",
         "latest model": snapshots[-1],
