@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "generate": "bender.cli.model:generate",
     "doctor": "bender.cli.doctor:doctor",
     "ops": "bender.cli.ops:ops",
-    "dataset": "bender.cli:dataset",
+    "dataset": "bender.cli:dataset_group",  # not `dataset`: importing bender.cli.dataset rebinds that name
     "scrape": "bender.cli.scrape:scrape",
     "train": "bender.cli.train:train",
     "render": "bender.cli.render:render",
@@ -93,8 +93,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-@click.group(cls=LazyGroup, lazy=DATASET_COMMANDS)
-def dataset() -> None:
+@click.group(name="dataset", cls=LazyGroup, lazy=DATASET_COMMANDS)
+def dataset_group() -> None:
     """Build, check and curate StyleGAN2-ADA zip datasets."""
 
 
