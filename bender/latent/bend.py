@@ -150,21 +150,6 @@ class Flip:
 
 
 @dataclass
-class Erode:
-    """Morphological erosion: each value becomes the minimum of its (2r+1)^2 neighbourhood."""
-
-    radius: int = 1
-
-    def check(self) -> None:
-        if self.radius < 0:
-            raise BenderError("erode/dilate bend: radius must be >= 0 pixels")
-
-    def __call__(self, x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
-        r = int(self.radius)
-        return _crossfade(x, -F.max_pool2d(-x, 2 * r + 1, stride=1, padding=r), amount)
-
-
-@dataclass
 class Dilate:
     """Morphological dilation: each value becomes the maximum of its (2r+1)^2 neighbourhood."""
 
@@ -177,6 +162,16 @@ class Dilate:
     def __call__(self, x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
         r = int(self.radius)
         return _crossfade(x, F.max_pool2d(x, 2 * r + 1, stride=1, padding=r), amount)
+
+
+@dataclass
+class Erode(Dilate):
+    """Morphological erosion: each value becomes the minimum of its (2r+1)^2 neighbourhood
+    (the dilation of the negated map, negated back)."""
+
+    def __call__(self, x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+        r = int(self.radius)
+        return _crossfade(x, -F.max_pool2d(-x, 2 * r + 1, stride=1, padding=r), amount)
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -297,7 +292,7 @@ def make_op(name: str, **params):
 
 
 def op_name(op) -> str:
-    return next(k for k, v in OPS.items() if isinstance(op, v))
+    return next(k for k, v in OPS.items() if type(op) is v)
 
 
 # ------------------------------------------------------------------------------------------------
