@@ -271,17 +271,17 @@ def timeline(run, seeds, frames_per_snapshot, by, psi, class_idx, still, out, fp
     """Watch a training run: fixed seeds morphing through every snapshot (default RUN/timeline.mp4)."""
     from bender.render.timeline import timeline_script, timeline_strip
 
+    out = None if str(out) in ("", ".") else out
     if still:
         from bender.device import pick_device
 
-        path = timeline_strip(run, None if str(out) in ("", ".") else out, list(seeds), psi, pick_device(device),
-                              class_idx=class_idx)
+        path = timeline_strip(run, out, list(seeds), psi, pick_device(device), class_idx=class_idx)
         if not quiet:
             click.echo(f"wrote {path}")
         return
     script = timeline_script(run, list(seeds), fps, frames_per_snapshot, psi, size, by, class_idx)
     script.crf, script.codec, script.batch = crf, codec, batch
-    out = out if str(out) not in ("", ".") else run / "timeline.mp4"
+    out = out or run / "timeline.mp4"
     _render(script.validate(), out, device, preview, quiet)
 
 

@@ -1,10 +1,11 @@
 """The training timeline video: fixed seeds, watched as the weights move through a run's snapshots.
 
 The trainer calls `render_timeline(run_dir)` when a run ends (writing RUN/timeline.mp4); the UI and
-`bender render timeline` call it too. `timeline_strip` is the same thing as one still picture (a
-column per snapshot), for model cards, READMEs and prints. It is an ordinary walk script (space Z, the same seeds on
+`bender render timeline` call it too. It is an ordinary walk script (space Z, the same seeds on
 both keyframes, t going 0 -> 1), so it gets the sidecar script and metadata like any render.
 Each seed's image at snapshot k is exactly what that snapshot's G_ema makes for the seed.
+`timeline_strip` shows the same keyframes as one still picture (a column per snapshot), for model
+cards, READMEs and prints.
 """
 
 from __future__ import annotations
