@@ -126,7 +126,7 @@ def test_allconv_from_the_cli_and_classifier_as_feature_extractor(tmp_path):
         Image.fromarray(arr).save(root / ("horizontal" if c == 0 else "vertical") / f"{i:03d}.png")
     out = tmp_path / "allconv.safetensors"
     result = CliRunner().invoke(main, ["classify", "train", str(root), "--backbone", "allconv", "--size", "32",
-                                       "--width", "16", "--epochs", "10", "--device", "cpu", "--out", str(out),
+                                       "--width", "16", "--epochs", "20", "--device", "cpu", "--out", str(out),
                                        "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "allconv-report.json").read_text())
