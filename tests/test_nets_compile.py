@@ -96,3 +96,15 @@ def test_training_passes_trace_as_one_graph_each(half):
     # the explicit generator is what used to break the graph, once per layer
     graphs, breaks, _ = _graphs(lambda w: G.synthesis(w, noise_mode="random", generator=torch.Generator()), ws)
     assert breaks >= 5
+
+
+@pytest.mark.parametrize("kw", [dict(noise_mode="const"), dict(noise_mode="random", truncation_psi=0.7),
+                                dict(noise_mode="const", half_dtype=torch.bfloat16)])
+def test_inference_traces_as_one_graph(kw):
+    """Rendering with FastOptions(compile=True) / generate.py --compile: the inference cache (a
+    Python dict checked against weight versions) must not split the network at every layer."""
+    G = tiny_g("skip").eval()
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        graphs, breaks, reasons = _graphs(lambda z: G(z, None, **kw), z)
+    assert (graphs, breaks) == (1, 0), reasons
