@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--aug-p", type=float, default=0.5, help="fixed ADA p while timing")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--compile", action="store_true", help="torch.compile G's synthesis and D (bender train --compile)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G's synthesis and D (train --compile)")
     parser.add_argument("--compile-mode", default="auto", help="[auto: reduce-overhead on CUDA, default on CPU]")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
@@ -125,7 +125,8 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"# bender train benchmark: {device_name}, torch {torch.__version__}, precision {args.precision}, "
           f"batch {args.batch}, warm-up {args.warmup} steps, best of {args.repeat} windows", flush=True)
-    header = ["arch", "res", "aug", "mode", "batch", "steps", "s/kimg", "kimg/s", "peak GB", "G params (M)", "warm-up s"]
+    header = ["arch", "res", "aug", "mode", "batch", "steps", "s/kimg", "kimg/s", "peak GB", "G params (M)",
+              "warm-up s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
