@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from bender.ops import bias_act, conv2d_resample, setup_filter, upfirdn2d
 from bender.ops.bias_act import ACTIVATIONS
+from bender.ops.upfirdn2d import upfirdn2d_ref, upfirdn2d_sum, upsample2d
 
 torch.manual_seed(0)
 
@@ -89,6 +91,42 @@ def test_upfirdn2d_matches_definition(up, down, pad, flip):
     out = upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=1.7)
     ref = naive_upfirdn2d(x.numpy(), f.numpy(), up, down, pad, 1.7, flip)
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2, 2, 1)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),
+                                         (3, 2, (0, 0, 1, 1)), (2, 2, (-1, 2, 1, -2)), (1, 1, (-1, -1, 0, 0))])
+@pytest.mark.parametrize("separable", [False, True])
+def test_upfirdn2d_as_a_sum_of_slices_matches_definition(up, down, pad, separable):
+    """The form compiled code uses (bender.ops.upfirdn2d.upfirdn2d_sum), every tap a strided slice."""
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    f = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64) if separable else \
+        torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.5, 3.0]], dtype=torch.float64)
+    for flip in (False, True):
+        out = upfirdn2d_sum(x, f, (up, up), (down, down), pad, flip, 1.7)
+        ref = naive_upfirdn2d(x.numpy(), f.numpy(), up, down, pad, 1.7, flip)
+        np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12, atol=1e-12)
+    # anisotropic factors, against the convolution form
+    out = upfirdn2d_sum(x, f, (2, 1), (1, 2), (2, 1, 0, 1), False, 1.0)
+    np.testing.assert_allclose(out.numpy(), upfirdn2d_ref(x, f, (2, 1), (1, 2), (2, 1, 0, 1), False, 1.0).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_code_takes_the_sum_form(monkeypatch):
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1]).to(torch.float64)
+    seen = []
+
+    def spy(*args):
+        seen.append(1)
+        return upfirdn2d_sum(*args)
+
+    monkeypatch.setattr(importlib.import_module("bender.ops.upfirdn2d"), "upfirdn2d_sum", spy)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda t: upsample2d(t, f), backend="aot_eager", fullgraph=True)(x)
+    assert seen  # traced through the sum form
+    np.testing.assert_allclose(compiled.numpy(), upsample2d(x, f).numpy(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="does not fit"):
+        upfirdn2d_sum(torch.zeros(1, 1, 2, 2), torch.ones(4, 4), (1, 1), (1, 1), (0, 0, 0, 0), False, 1.0)
 
 
 def test_upfirdn2d_separable_equals_outer_product():

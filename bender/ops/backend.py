@@ -28,7 +28,7 @@ def mode() -> str:
 
 def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:
     """True when `op` on tensor `x` should run through the CUDA extension."""
-    if _compiling():
+    if compiling():
         return False  # under torch.compile the reference ops fuse; opaque kernels would break the graph
     want = impl or mode()
     if want == "ref" or x.device.type != "cuda":
@@ -39,7 +39,8 @@ def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:
     return module is not None and op in getattr(module, "SUPPORTED_OPS", ())
 
 
-def _compiling() -> bool:
+def compiling() -> bool:
+    """True while torch.compile traces: the ops then take their fusable forms."""
     compiler = getattr(torch, "compiler", None)
     return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 

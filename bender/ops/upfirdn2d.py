@@ -75,7 +75,27 @@ def upfirdn2d(
     pads = _pad4(padding)
     if backend.use_cuda("upfirdn2d", x, impl):
         return backend.cuda_module().upfirdn2d(x, f, upx, upy, downx, downy, *pads, flip_filter, gain)
+    if backend.compiling():
+        return upfirdn2d_sum(x, f, (upx, upy), (downx, downy), pads, flip_filter, gain)
     return upfirdn2d_ref(x, f, (upx, upy), (downx, downy), pads, flip_filter, gain)
+
+
+def _upsample_and_pad(x: torch.Tensor, up: tuple[int, int], padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """Zero insertion, then padding (negative: cropping): the signal the filter runs over."""
+    upx, upy = up
+    px0, px1, py0, py1 = padding
+    n, c, h, w = x.shape
+    if upx > 1 or upy > 1:  # zero insertion: each sample followed by up-1 zeros
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(n, c, h * upy, w * upx)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    return x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+
+
+def _correlation_taps(f: torch.Tensor, flip_filter: bool, gain: float, dtype: torch.dtype) -> torch.Tensor:
+    f = (f * (gain ** (f.ndim / 2))).to(dtype)
+    return f if flip_filter else f.flip(list(range(f.ndim)))  # correlating with the flip = convolving
 
 
 def upfirdn2d_ref(
@@ -90,22 +110,10 @@ def upfirdn2d_ref(
     """Reference implementation with standard PyTorch ops (differentiable to any order)."""
     if x.ndim != 4:
         raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
-    upx, upy = up
     downx, downy = down
-    px0, px1, py0, py1 = padding
-    n, c, h, w = x.shape
-
-    if upx > 1 or upy > 1:  # zero insertion: each sample followed by up-1 zeros
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-        x = x.reshape(n, c, h * upy, w * upx)
-
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-
-    f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
-    if not flip_filter:  # conv2d correlates; flipping makes it a true convolution
-        f = f.flip(list(range(f.ndim)))
+    c = x.shape[1]
+    x = _upsample_and_pad(x, up, padding)
+    f = _correlation_taps(f, flip_filter, gain, x.dtype)
     if f.ndim == 2:
         if f.numel() > 1:
             x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
@@ -118,6 +126,38 @@ def upfirdn2d_ref(
     if downx > 1 or downy > 1:
         x = x[:, :, ::downy, ::downx]
     return x
+
+
+def upfirdn2d_sum(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: tuple[int, int],
+    down: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    flip_filter: bool,
+    gain: float,
+) -> torch.Tensor:
+    """The same operation as a weighted sum of strided slices, one per filter tap.
+
+    Under torch.compile this is pointwise work, which Inductor fuses — zero insertion, padding,
+    every tap, the stride and often the neighbouring bias/activation — into one kernel that reads
+    the input about once, where a depthwise convolution stays a separate (and on GPUs slow) library
+    call. Eagerly it would be a dozen launches per call, so only compiled code takes this path.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
+    downx, downy = down
+    x = _upsample_and_pad(x, up, padding)
+    f = _correlation_taps(f, flip_filter, gain, x.dtype)
+    fw, fh = filter_size(f)
+    oh, ow = (x.shape[2] - fh) // downy + 1, (x.shape[3] - fw) // downx + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"upfirdn2d: a {fh}x{fw} filter does not fit the padded {x.shape[2]}x{x.shape[3]} input")
+    if f.ndim == 2:
+        return sum(f[ky, kx] * x[:, :, ky: ky + downy * (oh - 1) + 1: downy, kx: kx + downx * (ow - 1) + 1: downx]
+                   for ky in range(fh) for kx in range(fw))
+    rows = sum(f[k] * x[:, :, :, k: k + downx * (ow - 1) + 1: downx] for k in range(fw))
+    return sum(f[k] * rows[:, :, k: k + downy * (oh - 1) + 1: downy, :] for k in range(fh))
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 2, padding: int = 0,
