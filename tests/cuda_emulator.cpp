@@ -7,7 +7,9 @@
 // without one. Shared memory is poisoned with NaN (and guarded by NaN on both sides) so that a read
 // of anything the load phase did not write shows up in the output.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -45,29 +47,58 @@ struct RunBiasAct {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// The tiled kernel's block loop (upfirdn2d.cu), one phase at a time for every thread; each thread
+// keeps its own registers (TileLoads) between phases, as on the GPU.
 template <int U, int D, int K, int SX, int SY>
 int run_tiled(Upfirdn2dParams& p) {
-    if (!upfirdn2d_plan<U, D, K, SX, SY>(p)) return kErrNoTiledKernel;
+    if (!upfirdn2d_plan<float, U, D, K, SX, SY>(p)) return kErrNoTiledKernel;
     const int nthreads = p.bx * p.by * p.bp;
     if (nthreads > TileShape<U, D, K, SX, SY>::THREADS || (nthreads & (nthreads - 1)) != 0) return -100;
-    if (p.load_lanes < 1 || nthreads % p.load_lanes != 0) return -101;
-    const int64_t floats = (p.smem_bytes - p.bp * 16) / 4;
+    const int per_pass = nthreads * (p.vec_load ? TileLoads<float>::NV : TileLoads<float>::NS);
+    if (p.load_passes < 1 || static_cast<int64_t>(p.load_passes) * per_pass < p.load_items ||
+        (p.load_passes - 1) * per_pass >= p.load_items)
+        return -101;
+    const int header = tile_header_bytes<K>(p.bp);
+    const int64_t floats = (p.smem_bytes - header) / 4;
     const int64_t expect = static_cast<int64_t>(p.bp) * p.tih * (p.channels_fastest ? p.tiw : p.pitch);
-    if (floats != expect || p.smem_bytes > 48 * 1024) return -102;
+    if (floats != expect || p.smem_bytes > 48 * 1024 || header % 16 != 0) return -102;
     const int64_t guard = 64;
-    std::vector<int64_t> in_off(p.bp), out_off(p.bp);
+    std::vector<float> taps(K * K);
+    std::vector<int64_t> in_off(2 * p.bp), out_off(p.bp);
     std::vector<float> smem(floats + 2 * guard);
-    const int64_t blocks = static_cast<int64_t>(p.tiles_x) * p.tiles_y * p.tiles_p;
-    for (int64_t block = 0; block < blocks; block++) {
-        std::fill(smem.begin(), smem.end(), kNaN);
+    std::vector<TileLoads<float>> regs(nthreads);
+    float* tile = smem.data() + guard;
+    const int64_t tiles = upfirdn2d_tiles(p);
+    for (int64_t first = 0; first < tiles; first += p.tiles_per_block) {  // one block
+        const int count = static_cast<int>(std::min<int64_t>(p.tiles_per_block, tiles - first));
+        std::fill(taps.begin(), taps.end(), kNaN);
         std::fill(in_off.begin(), in_off.end(), int64_t(-7));
-        std::fill(out_off.begin(), out_off.end(), int64_t(-7));
-        float* tile = smem.data() + guard;
-        const TileOrigin t = tile_origin<U, D, K, SX, SY>(p, block);
-        for (int tid = 0; tid < nthreads; tid++) tile_phase_planes(p, t, tid, in_off.data(), out_off.data());
-        for (int tid = 0; tid < nthreads; tid++) tile_phase_load<float>(p, t, tid, nthreads, in_off.data(), tile);
-        for (int tid = 0; tid < nthreads; tid++)
-            tile_phase_compute<float, U, D, K, SX, SY>(p, t, tid, out_off.data(), tile);
+        for (auto& r : regs) std::fill(std::begin(r.w), std::end(r.w), 0x7fc00000u);  // NaN bits
+        TileOrigin t = tile_origin<U, D, K, SX, SY>(p, first);
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_setup<K>(p, t, tid, nthreads, taps.data(), in_off.data());
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_fetch<float>(p, t, tid, nthreads, in_off.data(), regs[tid]);
+        for (int i = 0; i < count; i++) {
+            // Whatever a phase does not write is garbage to the next one.
+            const bool more = i + 1 < count;
+            const TileOrigin next = tile_origin<U, D, K, SX, SY>(p, first + i + (more ? 1 : 0));
+            int64_t* cur_in = in_off.data() + (i & 1) * p.bp;
+            int64_t* next_in = in_off.data() + ((i + 1) & 1) * p.bp;
+            std::fill(smem.begin(), smem.end(), kNaN);
+            std::fill(out_off.begin(), out_off.end(), int64_t(-7));
+            std::fill(next_in, next_in + p.bp, int64_t(-7));
+            for (int tid = 0; tid < nthreads; tid++) {
+                tile_phase_store<float>(p, t, tid, nthreads, cur_in, regs[tid], tile);
+                tile_phase_planes(p, t, tid, nullptr, out_off.data());
+                if (more) tile_phase_planes(p, next, tid, next_in, nullptr);
+            }
+            std::fill(cur_in, cur_in + p.bp, int64_t(-7));  // nobody reads this tile's x offsets again
+            for (int tid = 0; tid < nthreads; tid++) {
+                if (more) tile_phase_fetch<float>(p, next, tid, nthreads, next_in, regs[tid]);
+                else std::fill(std::begin(regs[tid].w), std::end(regs[tid].w), 0x7fc00000u);
+                tile_phase_compute<float, U, D, K, SX, SY>(p, t, tid, taps.data(), out_off.data(), tile);
+            }
+            t = next;
+        }
     }
     return 1;
 }
@@ -90,10 +121,10 @@ int emu_bias_act(const float* x, const float* b, const float* g, const float* gg
     return run.err ? run.err : p.vec_ok;
 }
 
-// ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest
+// ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest target_blocks
 // strides: x's four strides then y's four. path: 1 generic, 2 tiled. Returns the path used
 // (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
-// vec_load.
+// vec_load tiles_per_block load_passes.
 int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, const int64_t* strides, float gain,
                   int path, int* plan) {
     Upfirdn2dParams p;
@@ -102,6 +133,7 @@ int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, con
     p.upx = ints[4], p.upy = ints[5], p.downx = ints[6], p.downy = ints[7];
     p.px0 = ints[8], p.px1 = ints[9], p.py0 = ints[10], p.py1 = ints[11];
     p.fw = ints[12], p.fh = ints[13], p.f_ndim = ints[14], p.flip = ints[15], p.channels_fastest = ints[16];
+    p.target_blocks = ints[17];
     p.sxn = strides[0], p.sxc = strides[1], p.sxh = strides[2], p.sxw = strides[3];
     p.syn = strides[4], p.syc = strides[5], p.syh = strides[6], p.syw = strides[7];
     // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
@@ -128,7 +160,7 @@ int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, con
         result = 0;
     }
     if (plan) {
-        plan[6] = p.vec_load;
+        plan[6] = p.vec_load, plan[7] = p.tiles_per_block, plan[8] = p.load_passes;
         plan[0] = p.bx, plan[1] = p.by, plan[2] = p.bp, plan[3] = p.tiles_x, plan[4] = p.tiles_y, plan[5] = p.tiles_p;
     }
     return result;

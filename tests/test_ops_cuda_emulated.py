@@ -134,8 +134,13 @@ def test_bias_act_thread_code_matches_reference(emu, layout, act):
 # ------------------------------------------------------------------------------------------------
 # upfirdn2d
 
-def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
-    """Run the emulated kernel; returns (path used, y, plan)."""
+def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path, target_blocks=3):
+    """Run the emulated kernel; returns (path used, y, plan).
+
+    target_blocks is what the launcher derives from the GPU's SM count; the default of 3 makes
+    most blocks walk through several tiles (and the last one through fewer), the case that needs
+    the register hand-over between tiles to be right.
+    """
     (upx, upy), (downx, downy) = up, down
     px0, px1, py0, py1 = pad
     n, c, h, w = x.shape
@@ -145,10 +150,10 @@ def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
     cl = c > 1 and x.stride(1) == 1 and not x.is_contiguous()
     fmt = torch.channels_last if cl else torch.contiguous_format
     y = torch.full((n, c, ho, wo), float("nan")).contiguous(memory_format=fmt)
-    ints = (ctypes.c_int * 17)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
-                               int(cl))
+    ints = (ctypes.c_int * 18)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
+                               int(cl), target_blocks)
     strides = (I64 * 8)(*x.stride(), *y.stride())
-    plan = (ctypes.c_int * 7)()
+    plan = (ctypes.c_int * 9)()
     f = f.float().contiguous()
     r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, plan)
     return r, y, tuple(plan)
@@ -240,6 +245,44 @@ def test_upfirdn2d_plan_uses_many_planes_per_block_for_small_images(emu):
                                                False, 4.0, path=2)
     assert bx * by * bp == 128 and bp >= 8
     x = torch.randn(1, 3, 256, 256)
-    _, _, (bx, by, bp, tiles_x, tiles_y, tiles_p, _) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1),
-                                                                  (1, 1, 1, 1), False, 1.0, path=2)
+    _, _, plan = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=2)
+    bx, by, bp, tiles_x, tiles_y, tiles_p = plan[:6]
     assert (bx, bp) == (16, 1) and tiles_p == 3 and tiles_x * bx * 4 >= 256
+
+
+# (name, x, pad, target_blocks): shapes chosen for what the plan does with them (asserted below).
+WALKS = [
+    ("many small planes: several load passes", lambda g: torch.randn(2, 40, 9, 11, generator=g), (2, 1, 2, 1), 3),
+    ("channels_last: several load passes", lambda g: layout(torch.randn(1, 24, 9, 13, generator=g), "channels_last"),
+     (1, 2, 2, 1), 3),
+    ("batch 1, wide odd rows: one tile per block", lambda g: torch.randn(1, 2, 33, 77, generator=g), (2, 1, 1, 2),
+     1 << 20),
+    ("every tile in one block", lambda g: torch.randn(1, 2, 30, 40, generator=g), (1, 2, -1, 1), 1),
+    ("uneven last block", lambda g: torch.randn(3, 3, 40, 70, generator=g), (-2, 1, 3, 0), 7),
+    ("strided rows, many planes", lambda g: layout(torch.randn(2, 33, 6, 7, generator=g), "strided"), (3, 0, 0, 2), 2),
+]
+
+
+@pytest.mark.parametrize("up,down", TILED)
+@pytest.mark.parametrize("walk", WALKS, ids=[w[0] for w in WALKS])
+def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk):
+    """A block walks through several tiles, loading the next while computing this one; a tile may
+    need several rounds of loads. Each variant is checked against the reference."""
+    name, make, pad, target_blocks = walk
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    x, f = make(g), filters("random2d", 4, g)
+    r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, False, 1.3, path=2, target_blocks=target_blocks)
+    assert r == 1
+    bx, by, bp, tiles_x, tiles_y, tiles_p, vec_load, per_block, passes = plan
+    tiles = tiles_x * tiles_y * tiles_p
+    assert per_block == max(1, min(16, tiles // target_blocks))
+    if "several load passes" in name and up == (1, 1):  # a 2x-up tile is too small to need two
+        assert passes >= 2 and bp > 1
+    if "one tile per block" in name:
+        assert per_block == 1 and passes == 1 and vec_load
+    if "every tile" in name:
+        assert per_block == tiles > 1
+    if "uneven" in name:
+        assert per_block > 1 and tiles % per_block != 0
+    ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 1.3)
+    np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"{name} plan {plan}")
