@@ -43,7 +43,7 @@ def emu(tmp_path_factory) -> ctypes.CDLL:
     lib.emu_bias_act.argtypes = [p, p, p, p, p, I64, I64, I64, ctypes.c_int, ctypes.c_int, ctypes.c_float,
                                  ctypes.c_float, ctypes.c_float, I64]
     lib.emu_upfirdn2d.argtypes = [p, p, p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(I64), ctypes.c_float,
-                                  ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+                                  ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     return lib
 
 
@@ -135,7 +135,7 @@ def test_bias_act_thread_code_matches_reference(emu, layout, act):
 # upfirdn2d
 
 def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path, target_blocks=3):
-    """Run the emulated kernel; returns (path used, y, plan).
+    """Run the emulated kernel on x's dtype (float32 or bfloat16); returns (path used, y, plan).
 
     target_blocks is what the launcher derives from the GPU's SM count; the default of 3 makes
     most blocks walk through several tiles (and the last one through fewer), the case that needs
@@ -149,14 +149,26 @@ def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path, target_blocks=3):
     wo = (w * upx + px0 + px1 - fw) // downx + 1
     cl = c > 1 and x.stride(1) == 1 and not x.is_contiguous()
     fmt = torch.channels_last if cl else torch.contiguous_format
-    y = torch.full((n, c, ho, wo), float("nan")).contiguous(memory_format=fmt)
+    y = torch.full((n, c, ho, wo), float("nan"), dtype=x.dtype).contiguous(memory_format=fmt)
     ints = (ctypes.c_int * 18)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
                                int(cl), target_blocks)
     strides = (I64 * 8)(*x.stride(), *y.stride())
     plan = (ctypes.c_int * 9)()
     f = f.float().contiguous()
-    r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, plan)
+    dtype = {torch.float32: 0, torch.bfloat16: 2}[x.dtype]
+    r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, dtype, plan)
     return r, y, tuple(plan)
+
+
+def as_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x's values in dtype, with x's exact strides (also for layouts that are not dense)."""
+    return torch.empty_strided(x.shape, x.stride(), dtype=dtype).copy_(x)
+
+
+def assert_matches(y: torch.Tensor, ref: torch.Tensor, msg: str) -> None:
+    """float32: the kernel's float32 sum vs float64; bfloat16: that, rounded once to bfloat16."""
+    tol = 1e-5 if y.dtype == torch.float32 else 2.0**-8
+    np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=tol, atol=1e-5, err_msg=msg)
 
 
 def layout(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -189,7 +201,8 @@ SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 40, 9, 11), (1, 2, 33, 70), (1, 1, 70, 
 @pytest.mark.parametrize("up,down", TILED)
 @pytest.mark.parametrize("mem", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("fkind", ["binomial", "random2d", "separable"])
-def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind, dtype):
     g = torch.Generator().manual_seed(11)
     f = filters(fkind, 4, g)
     for size in SIZES:
@@ -197,14 +210,13 @@ def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind
             if min(size[3] * up[0] + pad[0] + pad[1], size[2] * up[1] + pad[2] + pad[3]) < 4:
                 continue  # nothing left to compute
             for flip in (False, True):
-                x = layout(torch.randn(*size, generator=g), mem)
+                x = as_dtype(layout(torch.randn(*size, generator=g), mem), dtype)
                 r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, flip, 1.7, path=2)
                 assert r == 1, f"tiled path not taken (code {r}) for {size} pad {pad}"
                 planar = not (x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous())
                 assert plan[6] == (planar and x.stride(3) == 1), "16-byte loads exactly for planar unit-stride rows"
                 ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, flip, 1.7)
-                np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5,
-                                           err_msg=f"size {size} pad {pad} flip {flip} plan {plan}")
+                assert_matches(y, ref, f"size {size} pad {pad} flip {flip} plan {plan}")
 
 
 GENERIC = [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 1), (2, 2)), ((3, 3), (2, 2)), ((2, 1), (1, 3)),
@@ -265,12 +277,13 @@ WALKS = [
 
 @pytest.mark.parametrize("up,down", TILED)
 @pytest.mark.parametrize("walk", WALKS, ids=[w[0] for w in WALKS])
-def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk, dtype):
     """A block walks through several tiles, loading the next while computing this one; a tile may
     need several rounds of loads. Each variant is checked against the reference."""
     name, make, pad, target_blocks = walk
     g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    x, f = make(g), filters("random2d", 4, g)
+    x, f = as_dtype(make(g), dtype), filters("random2d", 4, g)
     r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, False, 1.3, path=2, target_blocks=target_blocks)
     assert r == 1
     bx, by, bp, tiles_x, tiles_y, tiles_p, vec_load, per_block, passes = plan
@@ -285,4 +298,4 @@ def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk):
     if "uneven" in name:
         assert per_block > 1 and tiles % per_block != 0
     ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 1.3)
-    np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"{name} plan {plan}")
+    assert_matches(y, ref, f"{name} plan {plan}")
