@@ -122,6 +122,21 @@ BENDER_HD void load_floats(const float* src, float* dst) {
 #endif
 }
 
+// v[i] <- v[(i + r) % N] for a run-time r in [0, N), N a power of two: log2(N) rounds of selects,
+// so the registers are never indexed at run time (which would put them in local memory).
+template <int N>
+BENDER_HD void rotate_left(float* v, int r) {
+    static_assert((N & (N - 1)) == 0, "N must be a power of two");
+#pragma unroll
+    for (int b = 1; b < N; b *= 2) {
+        float t[N];
+#pragma unroll
+        for (int i = 0; i < N; i++) t[i] = (r & b) ? v[(i + b) % N] : v[i];
+#pragma unroll
+        for (int i = 0; i < N; i++) v[i] = t[i];
+    }
+}
+
 inline bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) % 16) == 0; }
 
 // Floor-style modulo: result in [0, m) for any sign of a.

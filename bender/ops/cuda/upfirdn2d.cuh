@@ -275,13 +275,23 @@ BENDER_HD void tile_transfer(const Upfirdn2dParams& p, const TileOrigin& t, int 
 #pragma unroll
                 for (int i = 0; i < 4; i++) r.w[k * 4 + i] = c.v[i];
             } else {
+                float v[L::VE];
+#pragma unroll
+                for (int e = 0; e < L::VE; e++) {
+                    const int col = col0 + e;
+                    v[e] = col >= tr.lo && col < tr.hi ? Num<T>::load(r.element(k, e)) : 0.f;
+                }
+                // Neighbouring lanes hold chunks VE floats apart: had they all stored element e at
+                // once, they would meet in only 32 / VE banks. Each lane starts at its own element
+                // instead (rot), which spreads a warp's stores over all 32 banks.
+                const int rot = (item - row * p.load_cpr) * L::VE / 32 % L::VE;
+                rotate_left<L::VE>(v, rot);
                 float* dst = tile + row * p.pitch + col0;
                 const bool inside = col0 >= 0 && col0 + L::VE <= p.pitch;  // all but a row's first and last chunk
 #pragma unroll
                 for (int e = 0; e < L::VE; e++) {
-                    const int col = col0 + e;
-                    const float v = col >= tr.lo && col < tr.hi ? Num<T>::load(r.element(k, e)) : 0.f;
-                    if (inside || (col >= 0 && col < p.pitch)) dst[e] = v;
+                    const int c = (e + rot) & (L::VE - 1);
+                    if (inside || (col0 + c >= 0 && col0 + c < p.pitch)) dst[c] = v[e];
                 }
             }
         }
