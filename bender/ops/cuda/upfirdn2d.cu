@@ -17,9 +17,9 @@ __global__ void __launch_bounds__(256) upfirdn2d_generic_kernel(Upfirdn2dParams 
 template <typename T, int U, int D, int K, int SX, int SY>
 __global__ void __launch_bounds__(128, 4) upfirdn2d_tiled_kernel(Upfirdn2dParams p) {
     extern __shared__ __align__(16) unsigned char smem[];
-    float* taps = reinterpret_cast<float*>(smem);                           // [K * K]
-    int64_t* in_off = reinterpret_cast<int64_t*>(smem + (K * K * 4 + 7) / 8 * 8);  // [2][bp], by tile parity
-    int64_t* out_off = in_off + 2 * p.bp;                                    // [bp]
+    float* taps = reinterpret_cast<float*>(smem);                        // [K * K]
+    int64_t* in_off = reinterpret_cast<int64_t*>(smem + kTapsBytes<K>);  // [2][bp], by tile parity
+    int64_t* out_off = in_off + 2 * p.bp;                                 // [bp]
     float* tile = reinterpret_cast<float*>(smem + tile_header_bytes<K>(p.bp));
     const int tid = threadIdx.x, nthreads = blockDim.x;
     const int64_t first = static_cast<int64_t>(blockIdx.x) * p.tiles_per_block;

@@ -111,7 +111,10 @@ struct TileLoads {
 // because the next tile's are written while this one's are still read) and y's for the tile being
 // computed; rounded up so that the float tile after them stays 16-byte aligned.
 template <int K>
-BENDER_HD int tile_header_bytes(int bp) { return ((K * K * 4 + 7) / 8 * 8 + 3 * bp * 8 + 15) / 16 * 16; }
+constexpr int kTapsBytes = (K * K * 4 + 7) / 8 * 8;
+
+template <int K>
+BENDER_HD int tile_header_bytes(int bp) { return (kTapsBytes<K> + 3 * bp * 8 + 15) / 16 * 16; }
 
 // The first tile starts at output coordinate o <= 0 chosen so that (o * D - pad0) is a multiple
 // of U: then every thread's patch starts on a real input sample. 1 (invalid) if there is none.
