@@ -65,7 +65,8 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
         arch_opts["mbstd_group"] = min(4, args.batch)
     cfg = make_config("scratch", data=str(data), out=str(tmp / "runs"), batch=args.batch, device=args.device,
                       aug="fixed" if aug else "none", aug_p=args.aug_p if aug else None, precision=args.precision,
-                      channels_last=args.channels_last, compile=args.compile, tick=1e9, timeline=False,
+                      channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
+                      tick=1e9, timeline=False,
                       **arch_opts)
     trainer = Trainer(cfg, quiet=True)
     cuda = trainer.device.type == "cuda"
@@ -74,9 +75,11 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
         if cuda:
             torch.cuda.synchronize(trainer.device)
 
-    for _ in range(args.warmup):
+    start = time.perf_counter()
+    for _ in range(args.warmup):  # with --compile this includes compiling (and recording CUDA graphs)
         trainer.train_step({})
     sync()
+    warmup_s = time.perf_counter() - start
     if cuda:
         torch.cuda.reset_peak_memory_stats(trainer.device)
     steps = max(16, math.ceil(args.kimg * 1000 / args.batch / 16) * 16)
@@ -91,6 +94,7 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
     kimg = steps * args.batch / 1000
     return {
         "arch": arch, "res": res, "aug": f"ADA p={args.aug_p:g}" if aug else "off", "batch": args.batch,
+        "mode": f"compile:{args.compile_mode}" if args.compile else "eager", "warm-up s": warmup_s,
         "s/kimg": seconds / kimg, "kimg/s": kimg / seconds, "steps": steps,
         "peak GB": torch.cuda.max_memory_allocated(trainer.device) / 2**30 if cuda else float("nan"),
         "G params (M)": sum(p.numel() for p in trainer.G.parameters()) / 1e6,
@@ -110,7 +114,8 @@ def main() -> None:
     parser.add_argument("--aug-p", type=float, default=0.5, help="fixed ADA p while timing")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G's synthesis and D (train --compile)")
+    parser.add_argument("--compile-mode", default="auto", help="[auto: reduce-overhead on CUDA, default on CPU]")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     args.res = args.res or ([64, 256, 1024] if cuda else [32, 64])
@@ -120,7 +125,8 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"# bender train benchmark: {device_name}, torch {torch.__version__}, precision {args.precision}, "
           f"batch {args.batch}, warm-up {args.warmup} steps, best of {args.repeat} windows", flush=True)
-    header = ["arch", "res", "aug", "batch", "steps", "s/kimg", "kimg/s", "peak GB", "G params (M)"]
+    header = ["arch", "res", "aug", "mode", "batch", "steps", "s/kimg", "kimg/s", "peak GB", "G params (M)",
+              "warm-up s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     with tempfile.TemporaryDirectory() as tmp:

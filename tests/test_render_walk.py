@@ -275,7 +275,7 @@ def test_errors_in_the_worker_reach_the_caller(pkl, monkeypatch):
     walk = Walk(script(pkl, "keyframes: [1, 2]\nframes: 4\nbatch: 1"))
     import bender.render.frames as frames_mod
 
-    real = frames_mod.render_batch
+    real = frames_mod.launch_batch
     calls = []
 
     def failing(w, batch, preview=False):
@@ -284,12 +284,14 @@ def test_errors_in_the_worker_reach_the_caller(pkl, monkeypatch):
             raise RuntimeError("out of memory (simulated)")
         return real(w, batch, preview)
 
-    monkeypatch.setattr(frames_mod, "render_batch", failing)
-    got = []
-    with pytest.raises(RuntimeError, match="simulated"):
-        for f in render_frames(walk):
-            got.append(f)
-    assert len(got) == 2
+    monkeypatch.setattr(frames_mod, "launch_batch", failing)
+    for prefetch in (2, 0):  # the worker thread, and inline
+        calls.clear()
+        got = []
+        with pytest.raises(RuntimeError, match="simulated"):
+            for f in render_frames(walk, prefetch=prefetch):
+                got.append(f)
+        assert len(got) == 2  # the batch queued before the failing one is still delivered
 
 
 def test_conditional_model_needs_a_class(fixtures_dir):

@@ -59,6 +59,9 @@ def _flag(name: str, help: str):
               help="Dtype of the networks' half-precision blocks on GPU. [auto: bf16]")
 @_flag("channels-last", "channels_last memory format. [on for CUDA]")
 @_flag("compile", "torch.compile the passes without double backward. [off]")
+@click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
+                                                   "max-autotune-no-cudagraphs"]), default=None,
+              help="torch.compile mode. [auto: reduce-overhead (CUDA graphs) on CUDA, default on CPU]")
 @_flag("tf32", "TF32 matmuls/convolutions on Ampere+ GPUs. [on]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes when streaming. [2]")
 @click.option("--data-cache", type=click.Choice(["auto", "memory", "stream"]), default=None,

@@ -5,7 +5,8 @@ them: the squared kernel sums used by demodulation, or a copy in the memory layo
 convolution wants. Recomputing those every call cost about a third of CPU generation time.
 The cache is keyed on the weight object itself (a weak reference) and its version counter, so
 in-place updates, `load_state_dict` and swapped-in blended weights all invalidate it; with
-gradients enabled it is bypassed entirely.
+gradients enabled, and inside torch.compile (where a Python-side cache would break the graph at every
+layer), it is bypassed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class DerivedWeights:
         self._store: dict[str, tuple[weakref.ref, int, torch.Tensor]] = {}
 
     def get(self, name: str, weight: torch.Tensor, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return make(weight)  # compiled code derives them in-graph (and fuses it); no Python cache
         if (torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference():
             return make(weight)  # inference tensors have no version counter to validate against
         hit = self._store.get(name)

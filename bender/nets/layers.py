@@ -150,8 +150,10 @@ def modulated_conv2d(
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
                             flip_weight=flip_weight)
-        # x is this function's own tensor: overwrite it when autograd is not watching.
-        out = x if not (torch.is_grad_enabled() and x.requires_grad) else None
+        # x is this function's own tensor: overwrite it when autograd is not watching (compiled
+        # code fuses this anyway, and dynamo cannot trace `out=` into a channels_last tensor).
+        reuse = not (torch.is_grad_enabled() and x.requires_grad) and not torch.compiler.is_compiling()
+        out = x if reuse else None
         if demodulate and noise is not None:
             return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1), out=out)
         if demodulate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -48,11 +49,14 @@ class SynthesisLayer(nn.Module):
         self._derived = DerivedWeights()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
-                gain: float = 1.0, noise_gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                gain: float = 1.0, noise_gain: float = 1.0, generator: torch.Generator | None = None,
+                noise_input: torch.Tensor | None = None) -> torch.Tensor:
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode != "none" and noise_gain != 0:
-            if noise_mode == "random":
+            if noise_input is not None:  # drawn by the caller (see SynthesisNetwork.draw_noise)
+                noise = noise_input * self.noise_strength
+            elif noise_mode == "random":
                 shape = [x.shape[0], 1, self.resolution, self.resolution]
                 noise = torch.randn(shape, device=x.device, generator=generator) * self.noise_strength
             elif noise_mode == "const":
@@ -133,8 +137,10 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
                 force_fp32: bool = False, fused_modconv: bool | None = None, noise_mode: str = "random",
                 noise_gain: float = 1.0, generator: torch.Generator | None = None,
-                half_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
+                half_dtype: torch.dtype = torch.float16, noise: Sequence[torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
+        noise_iter = iter(noise if noise is not None else [None] * self.num_conv)
         on_cuda = ws.device.type == "cuda"
         # The network's reduced-precision blocks: float16 only on CUDA (CPUs are slow at it and
         # NVIDIA's CPU path differs from its GPU path anyway); bfloat16 on request, also on CPUs.
@@ -153,17 +159,17 @@ class SynthesisBlock(nn.Module):
 
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).to(memory_format=fmt)
-            x = self.conv1(x, next(w_iter), **layer_kw)
+            x = self.conv1(x, next(w_iter), noise_input=next(noise_iter), **layer_kw)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=fmt)
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), **layer_kw)
-            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **layer_kw)
+            x = self.conv0(x, next(w_iter), noise_input=next(noise_iter), **layer_kw)
+            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), noise_input=next(noise_iter), **layer_kw)
             x = y.add_(x)
         else:
             x = x.to(dtype=dtype, memory_format=fmt)
-            x = self.conv0(x, next(w_iter), **layer_kw)
-            x = self.conv1(x, next(w_iter), **layer_kw)
+            x = self.conv0(x, next(w_iter), noise_input=next(noise_iter), **layer_kw)
+            x = self.conv1(x, next(w_iter), noise_input=next(noise_iter), **layer_kw)
 
         if img is not None:
             img = upsample2d(img, self.resample_filter)
@@ -214,17 +220,45 @@ class SynthesisNetwork(nn.Module):
             idx += block.num_conv
         return out
 
+    def draw_noise(self, batch: int, generator: torch.Generator | None = None,
+                   device: torch.device | str | None = None) -> list[torch.Tensor]:
+        """Unscaled per-pixel noise for every conv layer, [batch, 1, r, r] each, in forward order.
+
+        The same draws, from the same generator in the same order, as `noise_mode="random"` makes
+        inside the layers, so `forward(ws, noise=draw_noise(n, gen))` gives the same image as
+        `forward(ws, generator=gen)`. Drawing outside lets `torch.compile` see the synthesis network
+        as one graph (a call with an explicit generator inside it breaks the graph at every layer).
+        """
+        device = device if device is not None else self.b4.const.device
+        out = []
+        for block in self.blocks():
+            for layer in (getattr(block, "conv0", None), block.conv1):
+                if layer is not None:
+                    out.append(torch.randn([batch, 1, layer.resolution, layer.resolution], device=device,
+                                           generator=generator) if layer.use_noise else None)
+        return out
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
                 fused_modconv: bool | None = None, noise_gain: float = 1.0,
-                generator: torch.Generator | None = None, half_dtype: torch.dtype = torch.float16) -> torch.Tensor:
+                generator: torch.Generator | None = None, half_dtype: torch.dtype = torch.float16,
+                noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> images [N, C, R, R]. `noise` (from `draw_noise`) replaces the
+        noise that `noise_mode` would make, except that 'none' still means none."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        blocks = self.blocks()
+        if noise is not None and len(noise) != sum(b.num_conv for b in blocks):
+            raise ValueError(f"noise must hold one tensor per conv layer ({sum(b.num_conv for b in blocks)}), "
+                             f"got {len(noise)}; make it with draw_noise()")
         ws = ws.to(torch.float32)
         x = img = None
-        for block, (start, count) in zip(self.blocks(), self.ws_ranges()):
+        first = 0
+        for block, (start, count) in zip(blocks, self.ws_ranges()):
             x, img = block(x, img, ws.narrow(1, start, count), force_fp32=force_fp32,
                            fused_modconv=fused_modconv, noise_mode=noise_mode, noise_gain=noise_gain,
-                           generator=generator, half_dtype=half_dtype)
+                           generator=generator, half_dtype=half_dtype,
+                           noise=noise[first:first + block.num_conv] if noise is not None else None)
+            first += block.num_conv
         return img

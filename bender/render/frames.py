@@ -30,7 +30,7 @@ from PIL import Image
 from bender.latent import noise as noise_mod
 from bender.latent import spaces
 from bender.latent.walk import FrameState, Walk
-from bender.render.images import make_grid, to_uint8
+from bender.render.images import make_grid, uint8_nhwc
 
 
 @dataclass
@@ -97,9 +97,32 @@ def _deterministic_cudnn() -> Iterator[None]:
         torch.backends.cudnn.benchmark = old
 
 
+@dataclass
+class InFlight:
+    """A batch whose pixels may still be on their way from the device (see `launch_batch`)."""
+
+    batch: Batch
+    pixels: torch.Tensor  # [frames * tiles, H, W, C] uint8 on the host (pinned when from a GPU)
+    done: torch.cuda.Event | None
+    tiles: int
+
+    def wait(self) -> np.ndarray:
+        """[frames, tiles, H, W, C] uint8, once the copy has landed."""
+        if self.done is not None:
+            self.done.synchronize()
+        pixels = self.pixels.numpy()
+        return pixels.reshape(len(self.batch.frames), self.tiles, *pixels.shape[1:])
+
+
 @torch.no_grad()
-def render_batch(walk: Walk, batch: Batch, preview: bool = False) -> np.ndarray:
-    """Generate one batch: [frames, tiles, H, W, C] uint8 at the model's (or preview) resolution."""
+def launch_batch(walk: Walk, batch: Batch, preview: bool = False) -> InFlight:
+    """Queue one batch's generation and its copy to the host, without waiting for either.
+
+    On a GPU the copy goes into pinned memory behind an event, so the caller can prepare and queue
+    the next batch while this one computes; waiting (`InFlight.wait`) is the only sync. Everything
+    is queued on one stream in order, so later changes (blended weights, bends, noise buffers) never
+    reach a batch already queued. On the CPU the work is simply done here.
+    """
     s = walk.script
     G = walk.set_weights(batch.weights)
     states: list[FrameState] = [walk.frame(i) for i in batch.frames]
@@ -129,8 +152,43 @@ def render_batch(walk: Walk, batch: Batch, preview: bool = False) -> np.ndarray:
             stack.enter_context(noise_mod.noise_inputs(G, noise))
             img = synthesize(G, ws, "const", max_res)
     walk.bends.amounts = None
-    pixels = to_uint8(img)
-    return pixels.reshape(len(states), tiles, *pixels.shape[1:])
+    pixels = uint8_nhwc(img)
+    if pixels.device.type != "cuda":
+        return InFlight(batch, pixels.cpu().contiguous(), None, tiles)
+    host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+    host.copy_(pixels, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return InFlight(batch, host, done, tiles)
+
+
+def render_batch(walk: Walk, batch: Batch, preview: bool = False) -> np.ndarray:
+    """Generate one batch: [frames, tiles, H, W, C] uint8 at the model's (or preview) resolution."""
+    return launch_batch(walk, batch, preview).wait()
+
+
+def generate_batches(walk: Walk, batches: list[Batch], preview: bool = False
+                     ) -> Iterator[tuple[Batch, np.ndarray]]:
+    """(batch, pixels) in order, with the next batch queued before waiting for the current one.
+
+    At video batch sizes on a GPU a batch computes in milliseconds, about as long as the host takes
+    to prepare the next (keyframe interpolation, noise, truncation) — done one after the other, the
+    device would idle for half of the time. A failure while queuing batch k+1 still delivers
+    batch k first.
+    """
+    pending: InFlight | None = None
+    for batch in batches:
+        try:
+            queued = launch_batch(walk, batch, preview)
+        except BaseException:
+            if pending is not None:
+                yield pending.batch, pending.wait()
+            raise
+        if pending is not None:
+            yield pending.batch, pending.wait()
+        pending = queued
+    if pending is not None:
+        yield pending.batch, pending.wait()
 
 
 def tile_size(walk: Walk, preview: bool = False) -> int:
@@ -175,8 +233,8 @@ def render_frames(walk: Walk, preview: bool = False, start: int = 0, stop: int |
                 if start <= frame < stop]
 
     if prefetch <= 0:
-        for batch in batches:
-            done = frames_of(batch, render_batch(walk, batch, preview))
+        for batch, pixels in generate_batches(walk, batches, preview):
+            done = frames_of(batch, pixels)
             yield from done
             if progress is not None and done:
                 progress(len(done))
@@ -195,10 +253,10 @@ def render_frames(walk: Walk, preview: bool = False, start: int = 0, stop: int |
 
     def produce() -> None:
         try:
-            for batch in batches:
+            for batch, pixels in generate_batches(walk, batches, preview):
                 if cancel.is_set():
                     return
-                put(frames_of(batch, render_batch(walk, batch, preview)))
+                put(frames_of(batch, pixels))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
             put(e)
             return

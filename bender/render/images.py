@@ -17,10 +17,15 @@ from PIL import Image, PngImagePlugin
 from bender.fileio import atomic_path
 
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[N, C, H, W] float images (about [-1, 1]) -> [N, H, W, C] uint8."""
+def uint8_nhwc(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] float images (about [-1, 1]) -> [N, H, W, C] uint8, on img's device."""
     x = (img.detach().to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return x.permute(0, 2, 3, 1)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float images (about [-1, 1]) -> [N, H, W, C] uint8 numpy."""
+    return uint8_nhwc(img).cpu().numpy()
 
 
 def to_pil(array: np.ndarray) -> Image.Image:

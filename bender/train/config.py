@@ -29,9 +29,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Settings `--continue` may change; everything else must match the run's config.json.
 # (lr_scale and gamma: the way past a NaN is to continue from the last snapshot with gentler values.)
-CONTINUE_OVERRIDABLE = ("kimg", "snap", "device", "precision", "channels_last", "compile", "tf32", "workers",
-                        "data_cache", "export_pkl", "timeline", "stop_when", "batch_gpu", "tick", "lr_scale",
+CONTINUE_OVERRIDABLE = ("kimg", "snap", "device", "precision", "channels_last", "compile", "compile_mode", "tf32",
+                        "workers", "data_cache", "export_pkl", "timeline", "stop_when", "batch_gpu", "tick", "lr_scale",
                         "gamma")
+
+COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -97,6 +99,8 @@ class TrainConfig:
     precision: str = "auto"  # 'auto' | 'bf16' | 'fp16' | 'fp32' for the networks' half-precision blocks
     channels_last: bool | None = None  # None: on for CUDA
     compile: bool = False  # torch.compile the non-regularisation passes
+    # 'auto' (CUDA: 'reduce-overhead', i.e. CUDA graphs; CPU: 'default') or any torch.compile mode
+    compile_mode: str = "auto"
     tf32: bool = True
     workers: int = 2
     data_cache: str = "auto"  # 'auto' | 'memory' | 'stream'
@@ -159,6 +163,8 @@ def validate(cfg: TrainConfig) -> None:
         raise BenderError(f"--aug-p must be in [0, 1], got {cfg.aug_p}")
     if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):
         raise BenderError(f"--precision {cfg.precision}: choose auto, bf16, fp16 or fp32")
+    if cfg.compile_mode not in COMPILE_MODES:
+        raise BenderError(f"--compile-mode {cfg.compile_mode}: choose {', '.join(COMPILE_MODES)}")
     if cfg.data_cache not in ("auto", "memory", "stream"):
         raise BenderError(f"--data-cache {cfg.data_cache}: choose auto, memory or stream")
     if cfg.preset == "scratch" and cfg.resume:

@@ -219,8 +219,14 @@ class Trainer:
 
         synthesis_fast, D_fast = None, None
         if cfg.compile:
-            synthesis_fast = torch.compile(self.G.synthesis)
-            D_fast = torch.compile(self.D)
+            # Both networks trace as one graph each (tests/test_nets_compile.py). On CUDA the default
+            # mode also records them as CUDA graphs: at a fine-tune's small batches the step is
+            # bound by launching thousands of small kernels, which a graph replay removes.
+            mode = cfg.compile_mode
+            if mode == "auto":
+                mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            synthesis_fast = torch.compile(self.G.synthesis, mode=mode)
+            D_fast = torch.compile(self.D, mode=mode)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=self.gamma, pl_weight=cfg.pl_weight,
                                   style_mixing=cfg.style_mixing, pl_batch_shrink=cfg.pl_batch_shrink,
                                   precision=precision, synthesis_fast=synthesis_fast, D_fast=D_fast)

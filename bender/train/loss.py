@@ -88,8 +88,11 @@ class StyleGAN2Loss:
     def synthesize(self, ws: torch.Tensor, gen: torch.Generator | None, fast: bool = False) -> torch.Tensor:
         synthesis = self.synthesis_fast if fast else self.G.synthesis
         pr = self.precision
+        # The noise is drawn here rather than inside the layers (same draws, same order), so that a
+        # compiled synthesis network is one graph without a break at every layer.
+        noise = self.G.synthesis.draw_noise(ws.shape[0], gen, ws.device)
         return synthesis(ws, noise_mode="random", force_fp32=pr.force_fp32, half_dtype=pr.half_dtype,
-                           generator=gen)
+                         noise=noise)
 
     def discriminate(self, img: torch.Tensor, c: torch.Tensor, gen: torch.Generator | None,
                      fast: bool = False) -> torch.Tensor:
