@@ -7,7 +7,9 @@
 // without one. Shared memory is poisoned with NaN (and guarded by NaN on both sides) so that a read
 // of anything the load phase did not write shows up in the output.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -44,32 +46,117 @@ struct RunBiasAct {
 };
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const uint32_t kNaNWords = 0x7fc07fc0u;  // NaN as a float32 and as both of its bfloat16 halves
 
-template <int U, int D, int K, int SX, int SY>
+// A 2-byte element type for the emulator: bfloat16, the top half of a float32, rounded to nearest
+// even. With it the kernels' 2-byte paths (8 elements per 16-byte chunk, elements taken out of
+// half a register) run here too, not only the float ones.
+struct EmuBf16 {
+    uint16_t bits;
+};
+
+}  // namespace
+
+template <>
+struct bender::Num<EmuBf16> {
+    static float load(EmuBf16 v) {
+        const uint32_t u = static_cast<uint32_t>(v.bits) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    static EmuBf16 store(float f) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        if (std::isnan(f)) return {0x7fc0};
+        u += 0x7fff + ((u >> 16) & 1);
+        return {static_cast<uint16_t>(u >> 16)};
+    }
+};
+
+namespace {
+
+// The tiled kernel's block loop (upfirdn2d.cu), one phase at a time for every thread; each thread
+// keeps its own registers (TileLoads) between phases, as on the GPU.
+template <typename T, int U, int D, int K, int SX, int SY>
 int run_tiled(Upfirdn2dParams& p) {
-    if (!upfirdn2d_plan<U, D, K, SX, SY>(p)) return kErrNoTiledKernel;
+    using L = TileLoads<T>;
+    if (!upfirdn2d_plan<T, U, D, K, SX, SY>(p)) return kErrNoTiledKernel;
     const int nthreads = p.bx * p.by * p.bp;
     if (nthreads > TileShape<U, D, K, SX, SY>::THREADS || (nthreads & (nthreads - 1)) != 0) return -100;
-    if (p.load_lanes < 1 || nthreads % p.load_lanes != 0) return -101;
-    const int64_t floats = (p.smem_bytes - p.bp * 16) / 4;
+    const int per_pass = nthreads * (p.vec_load ? L::NV : L::NS);
+    if (p.load_passes < 1 || static_cast<int64_t>(p.load_passes) * per_pass < p.load_items ||
+        (p.load_passes - 1) * per_pass >= p.load_items)
+        return -101;
+    const int header = tile_header_bytes<K>(p.bp);
+    const int64_t floats = (p.smem_bytes - header) / 4;
     const int64_t expect = static_cast<int64_t>(p.bp) * p.tih * (p.channels_fastest ? p.tiw : p.pitch);
-    if (floats != expect || p.smem_bytes > 48 * 1024) return -102;
+    if (floats != expect || p.smem_bytes > 48 * 1024 || header % 16 != 0) return -102;
     const int64_t guard = 64;
-    std::vector<int64_t> in_off(p.bp), out_off(p.bp);
+    std::vector<float> taps(K * K);
+    std::vector<int64_t> in_off(2 * p.bp), out_off(p.bp);
     std::vector<float> smem(floats + 2 * guard);
-    const int64_t blocks = static_cast<int64_t>(p.tiles_x) * p.tiles_y * p.tiles_p;
-    for (int64_t block = 0; block < blocks; block++) {
-        std::fill(smem.begin(), smem.end(), kNaN);
+    std::vector<L> regs(nthreads);
+    float* tile = smem.data() + guard;
+    const int64_t tiles = upfirdn2d_tiles(p);
+    for (int64_t first = 0; first < tiles; first += p.tiles_per_block) {  // one block
+        const int count = static_cast<int>(std::min<int64_t>(p.tiles_per_block, tiles - first));
+        std::fill(taps.begin(), taps.end(), kNaN);
         std::fill(in_off.begin(), in_off.end(), int64_t(-7));
-        std::fill(out_off.begin(), out_off.end(), int64_t(-7));
-        float* tile = smem.data() + guard;
-        const TileOrigin t = tile_origin<U, D, K, SX, SY>(p, block);
-        for (int tid = 0; tid < nthreads; tid++) tile_phase_planes(p, t, tid, in_off.data(), out_off.data());
-        for (int tid = 0; tid < nthreads; tid++) tile_phase_load<float>(p, t, tid, nthreads, in_off.data(), tile);
-        for (int tid = 0; tid < nthreads; tid++)
-            tile_phase_compute<float, U, D, K, SX, SY>(p, t, tid, out_off.data(), tile);
+        for (auto& r : regs) std::fill(std::begin(r.w), std::end(r.w), kNaNWords);
+        TileOrigin t = tile_origin<U, D, K, SX, SY>(p, first);
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_setup<K>(p, t, tid, nthreads, taps.data(), in_off.data());
+        for (int tid = 0; tid < nthreads; tid++) tile_phase_fetch<T>(p, t, tid, nthreads, in_off.data(), regs[tid]);
+        for (int i = 0; i < count; i++) {
+            // Whatever a phase does not write is garbage to the next one.
+            const bool more = i + 1 < count;
+            const TileOrigin next = tile_origin<U, D, K, SX, SY>(p, first + i + (more ? 1 : 0));
+            int64_t* cur_in = in_off.data() + (i & 1) * p.bp;
+            int64_t* next_in = in_off.data() + ((i + 1) & 1) * p.bp;
+            std::fill(smem.begin(), smem.end(), kNaN);
+            std::fill(out_off.begin(), out_off.end(), int64_t(-7));
+            std::fill(next_in, next_in + p.bp, int64_t(-7));
+            for (int tid = 0; tid < nthreads; tid++) {
+                tile_phase_store<T>(p, t, tid, nthreads, cur_in, regs[tid], tile);
+                tile_phase_planes(p, t, tid, nullptr, out_off.data());
+                if (more) tile_phase_planes(p, next, tid, next_in, nullptr);
+            }
+            std::fill(cur_in, cur_in + p.bp, int64_t(-7));  // nobody reads this tile's x offsets again
+            for (int tid = 0; tid < nthreads; tid++) {
+                if (more) tile_phase_fetch<T>(p, next, tid, nthreads, next_in, regs[tid]);
+                else std::fill(std::begin(regs[tid].w), std::end(regs[tid].w), kNaNWords);
+                tile_phase_compute<T, U, D, K, SX, SY>(p, t, tid, taps.data(), out_off.data(), tile);
+            }
+            t = next;
+        }
     }
     return 1;
+}
+
+template <typename T>
+int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, int path) {
+    // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
+    // element (on the GPU, inside the allocator's padding). Here x is copied into a padded buffer
+    // (NaN past the end, so a chunk element that is used by mistake shows).
+    int64_t extent = 1;
+    for (int i = 0; i < 4; i++) extent += static_cast<int64_t>((i == 0 ? p.n : i == 1 ? p.c : i == 2 ? p.h : p.w) - 1) * strides[i];
+    std::vector<T> padded(extent + 16, Num<T>::store(kNaN));
+    std::memcpy(padded.data(), x, extent * sizeof(T));
+    p.x = padded.data();
+    int result = kErrNoTiledKernel;
+    if (path == 2) {
+        if (p.upx == p.upy && p.downx == p.downy && p.fw == p.fh) {
+#define BENDER_EMU_TILED(U, D, K, SX, SY) \
+    if (result == kErrNoTiledKernel && p.upx == U && p.downx == D && p.fw == K) result = run_tiled<T, U, D, K, SX, SY>(p);
+            BENDER_UPFIRDN2D_TILED(BENDER_EMU_TILED)
+#undef BENDER_EMU_TILED
+        }
+    } else {
+        const int64_t nthreads = 97;  // odd on purpose: exercises the grid-stride loop
+        for (int64_t tid = 0; tid < nthreads; tid++) upfirdn2d_generic_thread<T>(p, tid, nthreads);
+        result = 0;
+    }
+    return result;
 }
 
 }  // namespace
@@ -90,46 +177,31 @@ int emu_bias_act(const float* x, const float* b, const float* g, const float* gg
     return run.err ? run.err : p.vec_ok;
 }
 
-// ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest
+// x and y: float32 (dtype 0) or bfloat16 bits (dtype 2, as in ops.h's DType).
+// ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest target_blocks
 // strides: x's four strides then y's four. path: 1 generic, 2 tiled. Returns the path used
 // (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
-// vec_load.
-int emu_upfirdn2d(const float* x, const float* f, float* y, const int* ints, const int64_t* strides, float gain,
-                  int path, int* plan) {
+// vec_load tiles_per_block load_passes.
+int emu_upfirdn2d(const void* x, const float* f, void* y, const int* ints, const int64_t* strides, float gain,
+                  int path, int dtype, int* plan) {
     Upfirdn2dParams p;
     p.f = f, p.y = y, p.gain = gain;
     p.n = ints[0], p.c = ints[1], p.h = ints[2], p.w = ints[3];
     p.upx = ints[4], p.upy = ints[5], p.downx = ints[6], p.downy = ints[7];
     p.px0 = ints[8], p.px1 = ints[9], p.py0 = ints[10], p.py1 = ints[11];
     p.fw = ints[12], p.fh = ints[13], p.f_ndim = ints[14], p.flip = ints[15], p.channels_fastest = ints[16];
+    p.target_blocks = ints[17];
     p.sxn = strides[0], p.sxc = strides[1], p.sxh = strides[2], p.sxw = strides[3];
     p.syn = strides[4], p.syc = strides[5], p.syh = strides[6], p.syw = strides[7];
-    // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
-    // element (on the GPU, inside the allocator's padding). Here x is copied into a padded buffer.
-    int64_t extent = 1;
-    for (int i = 0; i < 4; i++) extent += static_cast<int64_t>((i == 0 ? p.n : i == 1 ? p.c : i == 2 ? p.h : p.w) - 1) * strides[i];
-    std::vector<float> padded(extent + 16, kNaN);
-    std::copy(x, x + extent, padded.begin());
-    p.x = padded.data();
     p.wo = upfirdn2d_out_size(p.w, p.upx, p.downx, p.px0, p.px1, p.fw);
     p.ho = upfirdn2d_out_size(p.h, p.upy, p.downy, p.py0, p.py1, p.fh);
     if (p.wo < 1 || p.ho < 1) return kErrTooLarge;
-    int result = kErrNoTiledKernel;
-    if (path == 2) {
-        if (p.upx == p.upy && p.downx == p.downy && p.fw == p.fh) {
-#define BENDER_EMU_TILED(U, D, K, SX, SY) \
-    if (result == kErrNoTiledKernel && p.upx == U && p.downx == D && p.fw == K) result = run_tiled<U, D, K, SX, SY>(p);
-            BENDER_UPFIRDN2D_TILED(BENDER_EMU_TILED)
-#undef BENDER_EMU_TILED
-        }
-    } else {
-        const int64_t nthreads = 97;  // odd on purpose: exercises the grid-stride loop
-        for (int64_t tid = 0; tid < nthreads; tid++) upfirdn2d_generic_thread<float>(p, tid, nthreads);
-        result = 0;
-    }
+    int result = kErrUnsupportedDtype;
+    if (dtype == kFloat32) result = upfirdn2d_typed<float>(p, x, strides, path);
+    if (dtype == kBFloat16) result = upfirdn2d_typed<EmuBf16>(p, x, strides, path);
     if (plan) {
-        plan[6] = p.vec_load;
         plan[0] = p.bx, plan[1] = p.by, plan[2] = p.bp, plan[3] = p.tiles_x, plan[4] = p.tiles_y, plan[5] = p.tiles_p;
+        plan[6] = p.vec_load, plan[7] = p.tiles_per_block, plan[8] = p.load_passes;
     }
     return result;
 }

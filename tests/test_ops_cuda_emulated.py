@@ -43,7 +43,7 @@ def emu(tmp_path_factory) -> ctypes.CDLL:
     lib.emu_bias_act.argtypes = [p, p, p, p, p, I64, I64, I64, ctypes.c_int, ctypes.c_int, ctypes.c_float,
                                  ctypes.c_float, ctypes.c_float, I64]
     lib.emu_upfirdn2d.argtypes = [p, p, p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(I64), ctypes.c_float,
-                                  ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+                                  ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     return lib
 
 
@@ -134,8 +134,13 @@ def test_bias_act_thread_code_matches_reference(emu, layout, act):
 # ------------------------------------------------------------------------------------------------
 # upfirdn2d
 
-def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
-    """Run the emulated kernel; returns (path used, y, plan)."""
+def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path, target_blocks=3):
+    """Run the emulated kernel on x's dtype (float32 or bfloat16); returns (path used, y, plan).
+
+    target_blocks is what the launcher derives from the GPU's SM count; the default of 3 makes
+    most blocks walk through several tiles (and the last one through fewer), the case that needs
+    the register hand-over between tiles to be right.
+    """
     (upx, upy), (downx, downy) = up, down
     px0, px1, py0, py1 = pad
     n, c, h, w = x.shape
@@ -144,14 +149,26 @@ def emu_upfirdn2d(emu, x, f, up, down, pad, flip, gain, path):
     wo = (w * upx + px0 + px1 - fw) // downx + 1
     cl = c > 1 and x.stride(1) == 1 and not x.is_contiguous()
     fmt = torch.channels_last if cl else torch.contiguous_format
-    y = torch.full((n, c, ho, wo), float("nan")).contiguous(memory_format=fmt)
-    ints = (ctypes.c_int * 17)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
-                               int(cl))
+    y = torch.full((n, c, ho, wo), float("nan"), dtype=x.dtype).contiguous(memory_format=fmt)
+    ints = (ctypes.c_int * 18)(n, c, h, w, upx, upy, downx, downy, px0, px1, py0, py1, fw, fh, f.ndim, int(flip),
+                               int(cl), target_blocks)
     strides = (I64 * 8)(*x.stride(), *y.stride())
-    plan = (ctypes.c_int * 7)()
+    plan = (ctypes.c_int * 9)()
     f = f.float().contiguous()
-    r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, plan)
+    dtype = {torch.float32: 0, torch.bfloat16: 2}[x.dtype]
+    r = emu.emu_upfirdn2d(ptr(x), ptr(f), ptr(y), ints, strides, gain, path, dtype, plan)
     return r, y, tuple(plan)
+
+
+def as_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x's values in dtype, with x's exact strides (also for layouts that are not dense)."""
+    return torch.empty_strided(x.shape, x.stride(), dtype=dtype).copy_(x)
+
+
+def assert_matches(y: torch.Tensor, ref: torch.Tensor, msg: str) -> None:
+    """float32: the kernel's float32 sum vs float64; bfloat16: that, rounded once to bfloat16."""
+    tol = 1e-5 if y.dtype == torch.float32 else 2.0**-8
+    np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=tol, atol=1e-5, err_msg=msg)
 
 
 def layout(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -184,7 +201,8 @@ SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 40, 9, 11), (1, 2, 33, 70), (1, 1, 70, 
 @pytest.mark.parametrize("up,down", TILED)
 @pytest.mark.parametrize("mem", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("fkind", ["binomial", "random2d", "separable"])
-def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind, dtype):
     g = torch.Generator().manual_seed(11)
     f = filters(fkind, 4, g)
     for size in SIZES:
@@ -192,14 +210,13 @@ def test_upfirdn2d_tiled_thread_code_matches_reference(emu, up, down, mem, fkind
             if min(size[3] * up[0] + pad[0] + pad[1], size[2] * up[1] + pad[2] + pad[3]) < 4:
                 continue  # nothing left to compute
             for flip in (False, True):
-                x = layout(torch.randn(*size, generator=g), mem)
+                x = as_dtype(layout(torch.randn(*size, generator=g), mem), dtype)
                 r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, flip, 1.7, path=2)
                 assert r == 1, f"tiled path not taken (code {r}) for {size} pad {pad}"
                 planar = not (x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous())
                 assert plan[6] == (planar and x.stride(3) == 1), "16-byte loads exactly for planar unit-stride rows"
                 ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, flip, 1.7)
-                np.testing.assert_allclose(y.double().numpy(), ref.numpy(), rtol=1e-5, atol=1e-5,
-                                           err_msg=f"size {size} pad {pad} flip {flip} plan {plan}")
+                assert_matches(y, ref, f"size {size} pad {pad} flip {flip} plan {plan}")
 
 
 GENERIC = [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 1), (2, 2)), ((3, 3), (2, 2)), ((2, 1), (1, 3)),
@@ -240,6 +257,45 @@ def test_upfirdn2d_plan_uses_many_planes_per_block_for_small_images(emu):
                                                False, 4.0, path=2)
     assert bx * by * bp == 128 and bp >= 8
     x = torch.randn(1, 3, 256, 256)
-    _, _, (bx, by, bp, tiles_x, tiles_y, tiles_p, _) = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1),
-                                                                  (1, 1, 1, 1), False, 1.0, path=2)
+    _, _, plan = emu_upfirdn2d(emu, x, setup_filter([1, 3, 3, 1]), (1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=2)
+    bx, by, bp, tiles_x, tiles_y, tiles_p = plan[:6]
     assert (bx, bp) == (16, 1) and tiles_p == 3 and tiles_x * bx * 4 >= 256
+
+
+# (name, x, pad, target_blocks): shapes chosen for what the plan does with them (asserted below).
+WALKS = [
+    ("many small planes: several load passes", lambda g: torch.randn(2, 40, 9, 11, generator=g), (2, 1, 2, 1), 3),
+    ("channels_last: several load passes", lambda g: layout(torch.randn(1, 24, 9, 13, generator=g), "channels_last"),
+     (1, 2, 2, 1), 3),
+    ("batch 1, wide odd rows: one tile per block", lambda g: torch.randn(1, 2, 33, 77, generator=g), (2, 1, 1, 2),
+     1 << 20),
+    ("every tile in one block", lambda g: torch.randn(1, 2, 30, 40, generator=g), (1, 2, -1, 1), 1),
+    ("uneven last block", lambda g: torch.randn(3, 3, 40, 70, generator=g), (-2, 1, 3, 0), 7),
+    ("strided rows, many planes", lambda g: layout(torch.randn(2, 33, 6, 7, generator=g), "strided"), (3, 0, 0, 2), 2),
+]
+
+
+@pytest.mark.parametrize("up,down", TILED)
+@pytest.mark.parametrize("walk", WALKS, ids=[w[0] for w in WALKS])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk, dtype):
+    """A block walks through several tiles, loading the next while computing this one; a tile may
+    need several rounds of loads. Each variant is checked against the reference."""
+    name, make, pad, target_blocks = walk
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    x, f = as_dtype(make(g), dtype), filters("random2d", 4, g)
+    r, y, plan = emu_upfirdn2d(emu, x, f, up, down, pad, False, 1.3, path=2, target_blocks=target_blocks)
+    assert r == 1
+    bx, by, bp, tiles_x, tiles_y, tiles_p, vec_load, per_block, passes = plan
+    tiles = tiles_x * tiles_y * tiles_p
+    assert per_block == max(1, min(16, tiles // target_blocks))
+    if "several load passes" in name and up == (1, 1):  # a 2x-up tile is too small to need two
+        assert passes >= 2 and bp > 1
+    if "one tile per block" in name:
+        assert per_block == 1 and passes == 1 and vec_load
+    if "every tile" in name:
+        assert per_block == tiles > 1
+    if "uneven" in name:
+        assert per_block > 1 and tiles % per_block != 0
+    ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 1.3)
+    assert_matches(y, ref, f"{name} plan {plan}")

@@ -72,6 +72,35 @@ BENDER_HD void store_vec(T* p, const Vec<T, N>& v) {
 #endif
 }
 
+// The bits of a 2- or 4-byte value in (the low end of) a 32-bit word, and back. Values waiting in
+// registers are kept as whole words: a half stored into half of a register costs an instruction
+// that waits for the load to arrive, which would serialise loads meant to be in flight together.
+template <typename T>
+BENDER_HD uint32_t to_bits(T v) {
+    static_assert(sizeof(T) <= 4, "one word per value");
+    uint32_t u = 0;
+    std::memcpy(&u, &v, sizeof(T));
+    return u;
+}
+
+template <typename T>
+BENDER_HD T from_bits(uint32_t u) {
+    T v;
+    std::memcpy(&v, &u, sizeof(T));
+    return v;
+}
+
+// Load one element's bits straight into a word (a zero-extending 2- or 4-byte load).
+template <typename T>
+BENDER_HD uint32_t load_bits(const T* p) {
+#ifdef __CUDA_ARCH__
+    if constexpr (sizeof(T) == 2) return *reinterpret_cast<const uint16_t*>(p);
+    else return *reinterpret_cast<const uint32_t*>(p);
+#else
+    return to_bits(*p);
+#endif
+}
+
 // Copy N consecutive floats from shared memory into registers, as one wide load where the address
 // allows (callers guarantee that `src` is aligned to N floats when N is 2 or 4). Wide loads also
 // keep threads that read at a stride of N floats free of shared-memory bank conflicts.
@@ -93,11 +122,31 @@ BENDER_HD void load_floats(const float* src, float* dst) {
 #endif
 }
 
+// v[i] <- v[(i + r) % N] for a run-time r in [0, N), N a power of two: log2(N) rounds of selects,
+// so the registers are never indexed at run time (which would put them in local memory).
+template <int N>
+BENDER_HD void rotate_left(float* v, int r) {
+    static_assert((N & (N - 1)) == 0, "N must be a power of two");
+#pragma unroll
+    for (int b = 1; b < N; b *= 2) {
+        float t[N];
+#pragma unroll
+        for (int i = 0; i < N; i++) t[i] = (r & b) ? v[(i + b) % N] : v[i];
+#pragma unroll
+        for (int i = 0; i < N; i++) v[i] = t[i];
+    }
+}
+
 inline bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) % 16) == 0; }
 
 // Floor-style modulo: result in [0, m) for any sign of a.
 BENDER_HD int pmod(int a, int m) {
     int r = a % m;
+    return r < 0 ? r + m : r;
+}
+
+BENDER_HD int pmod(int64_t a, int m) {
+    const int r = static_cast<int>(a % m);
     return r < 0 ? r + m : r;
 }
 

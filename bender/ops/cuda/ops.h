@@ -71,8 +71,11 @@ struct Upfirdn2dParams {
     int tiles_x = 0, tiles_y = 0, tiles_p = 0;
     int ox_first = 0, oy_first = 0;         // output coordinate of the first tile's origin (<= 0)
     int tiw = 0, tih = 0, pitch = 0;        // input tile width, height; shared-memory row pitch
-    int load_lanes = 1, load_lanes_log2 = 0;
     int vec_load = 0;                       // planar x, unit x stride, 16-byte aligned: wide loads
+    int load_items = 0, load_cpr = 0;       // load work items per tile; 16-byte chunks per tile row
+    int load_passes = 0;                    // rounds of loads per thread per tile (1 for most shapes)
+    int target_blocks = 1024;               // set before planning: blocks wanted (a few per SM)
+    int tiles_per_block = 1;                // consecutive tiles one block walks through
     int smem_bytes = 0;
 };
 
