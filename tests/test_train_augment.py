@@ -192,3 +192,19 @@ def test_shape_bucketing_does_not_change_results():
     moved = sum(not torch.equal(outs[0][i], x[i]) for i in range(7))
     assert 0 < moved < 7 and moved & (moved - 1)  # a count that needs padding to a power of two
     torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_matrices_match_eager_and_draw_the_same_numbers():
+    """bender train --compile compiles the matrix builders; the random draws stay outside them."""
+    eager = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.6)
+    compiled = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.6)
+    compiled.compile_matrices()
+    for seed in (0, 1):
+        g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for size in ((16, 16), (16, 12)):
+            torch.testing.assert_close(compiled.geometric_matrix(8, size, g2, torch.device("cpu")),
+                                       eager.geometric_matrix(8, size, g1, torch.device("cpu")), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(compiled.color_matrix(8, g2, torch.device("cpu")),
+                                   eager.color_matrix(8, g1, torch.device("cpu")), rtol=1e-5, atol=1e-5)
+        assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))  # same numbers consumed

@@ -42,8 +42,9 @@ def test_compiled_step_matches_eager(tmp_path):
     start = _trainer(data, tmp_path / "c").G.parameters()
     moved = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(compiled.G.parameters(), start))
     assert moved > 1e-3  # the networks did train
-    # one graph per network and situation (G with/without grad, D trainable/frozen), not one per layer
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 6
+    # one graph per network and situation (G with/without grad, D trainable/frozen) and one per ADA
+    # matrix builder, not one per layer
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 8
 
 
 def test_compile_mode_is_checked(tmp_path):

@@ -136,53 +136,25 @@ class AugmentPipe(nn.Module):
         self.register_buffer("Hz_geom", torch.tensor(_halfband_lowpass(12), dtype=torch.float32))
         self.register_buffer("Hz_fbank", torch.tensor(_band_filters(43), dtype=torch.float32))
         self.bucket_shapes: bool | None = None  # None: on for CUDA (see forward)
+        self._geometric = geometric_from_draws
+        self._color = color_from_draws
+
+    def compile_matrices(self) -> None:
+        """torch.compile the per-image matrices (bender train --compile).
+
+        Building them is a few hundred tiny ops on [n, 3, 3] tensors — on a GPU as many kernel
+        launches per call, three calls a step — while compiled they are a handful of fused kernels.
+        The random numbers are drawn outside (same draws, same order), so results do not change.
+        """
+        self._geometric = torch.compile(geometric_from_draws)
+        self._color = torch.compile(color_from_draws)
 
     # -- geometric --------------------------------------------------------------------------------
 
     def geometric_matrix(self, n: int, size: tuple[int, int], gen: torch.Generator | None,
                          device: torch.device) -> torch.Tensor:
         """[n, 3, 3] maps output pixel coordinates (centred, in pixels) to input coordinates."""
-        cfg, p = self.cfg, self.p.to(device)
-        h, w = size
-        M = torch.eye(3, device=device).repeat(n, 1, 1)
-
-        def rand(*shape):
-            return torch.rand(shape or (n,), device=device, generator=gen)
-
-        def randn(*shape):
-            return torch.randn(shape or (n,), device=device, generator=gen)
-
-        def gate(value, prob, identity):
-            return torch.where(rand() < prob, value, torch.full_like(value, identity))
-
-        if cfg.xflip > 0:
-            flip = gate(torch.floor(rand() * 2), p * cfg.xflip, 0)
-            M = M @ _scale(1 - 2 * flip, torch.ones_like(flip))
-        if cfg.rotate90 > 0:
-            k = gate(torch.floor(rand() * 4), p * cfg.rotate90, 0)
-            M = M @ _rotate(k * (math.pi / 2))
-        if cfg.xint > 0:
-            t = (rand(n, 2) * 2 - 1) * cfg.xint_max
-            on = (rand() < p * cfg.xint).float()[:, None]
-            t = torch.round(t * torch.stack([torch.full_like(t[:, 0], w), torch.full_like(t[:, 0], h)], dim=1)) * on
-            M = M @ _translate(t[:, 0], t[:, 1])
-        if cfg.scale > 0:
-            s = gate(torch.exp2(randn() * cfg.scale_std), p * cfg.scale, 1)
-            M = M @ _scale(s, s)
-        p_rot = 1 - torch.sqrt((1 - p * cfg.rotate).clamp(0, 1))  # two rotations: p overall
-        if cfg.rotate > 0:
-            theta = gate((rand() * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
-            M = M @ _rotate(theta)
-        if cfg.aniso > 0:
-            s = gate(torch.exp2(randn() * cfg.aniso_std), p * cfg.aniso, 1)
-            M = M @ _scale(s, 1 / s)
-        if cfg.rotate > 0:
-            theta = gate((rand() * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
-            M = M @ _rotate(theta)
-        if cfg.xfrac > 0:
-            t = randn(n, 2) * cfg.xfrac_std * (rand() < p * cfg.xfrac).float()[:, None]
-            M = M @ _translate(t[:, 0] * w, t[:, 1] * h)
-        return M
+        return self._geometric(self.cfg, n, geometric_draws(self.cfg, n, gen, device), self.p.to(device), size)
 
     def padding(self, M: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """[x0, y0, x1, y1] reflect padding that covers where the transformed output reaches
@@ -252,37 +224,7 @@ class AugmentPipe(nn.Module):
 
     def color_matrix(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
         """[n, 4, 4] affine transform of (R, G, B, 1)."""
-        cfg, p = self.cfg, self.p.to(device)
-        C = torch.eye(4, device=device).repeat(n, 1, 1)
-        luma = torch.ones([4], device=device) / math.sqrt(3)
-        luma[3] = 0
-        vv = torch.outer(luma, luma)
-
-        def rand():
-            return torch.rand((n,), device=device, generator=gen)
-
-        def randn():
-            return torch.randn((n,), device=device, generator=gen)
-
-        def gate(value, prob, identity):
-            return torch.where(rand() < prob, value, torch.full_like(value, identity))
-
-        if cfg.brightness > 0:
-            b = gate(randn() * cfg.brightness_std, p * cfg.brightness, 0)
-            C = _translate3(b) @ C
-        if cfg.contrast > 0:
-            c = gate(torch.exp2(randn() * cfg.contrast_std), p * cfg.contrast, 1)
-            C = _scale3(c) @ C
-        if cfg.lumaflip > 0:
-            i = gate(torch.floor(rand() * 2), p * cfg.lumaflip, 0)
-            C = (torch.eye(4, device=device) - 2 * vv * i[:, None, None]) @ C  # Householder reflection
-        if cfg.hue > 0:
-            theta = gate((rand() * 2 - 1) * math.pi * cfg.hue_max, p * cfg.hue, 0)
-            C = _rotate_about_luma(theta) @ C
-        if cfg.saturation > 0:
-            s = gate(torch.exp2(randn() * cfg.saturation_std), p * cfg.saturation, 1)
-            C = (vv + (torch.eye(4, device=device) - vv) * s[:, None, None]) @ C
-        return C
+        return self._color(self.cfg, n, color_draws(self.cfg, n, gen, device), self.p.to(device))
 
     @staticmethod
     def apply_color(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
@@ -351,6 +293,130 @@ class AugmentPipe(nn.Module):
         if self.cfg.imgfilter > 0:
             x = self.filter_images(x, gen)
         return x
+
+
+# -- the per-image matrices -------------------------------------------------------------------
+#
+# Each augmentation draws its value, then its coin flip against p, per image, in the paper's order.
+# The draws come first (`*_draws`, from the step's generator) and the matrices are pure functions of
+# them (`*_from_draws`), so the latter can be compiled without changing a single random number.
+
+
+def _drawer(n: int, gen: torch.Generator | None, device: torch.device):
+    def rand(*shape):
+        return torch.rand(shape or (n,), device=device, generator=gen)
+
+    def randn(*shape):
+        return torch.randn(shape or (n,), device=device, generator=gen)
+
+    return rand, randn
+
+
+def geometric_draws(cfg: AugmentConfig, n: int, gen: torch.Generator | None, device: torch.device
+                    ) -> list[torch.Tensor]:
+    """The random numbers `geometric_from_draws` consumes, in its order: (value, coin) per step."""
+    rand, randn = _drawer(n, gen, device)
+    out: list[torch.Tensor] = []
+    if cfg.xflip > 0:
+        out += [rand(), rand()]
+    if cfg.rotate90 > 0:
+        out += [rand(), rand()]
+    if cfg.xint > 0:
+        out += [rand(n, 2), rand()]
+    if cfg.scale > 0:
+        out += [randn(), rand()]
+    if cfg.rotate > 0:
+        out += [rand(), rand()]
+    if cfg.aniso > 0:
+        out += [randn(), rand()]
+    if cfg.rotate > 0:
+        out += [rand(), rand()]
+    if cfg.xfrac > 0:
+        out += [randn(n, 2), rand()]
+    return out
+
+
+def geometric_from_draws(cfg: AugmentConfig, n: int, draws: list[torch.Tensor], p: torch.Tensor,
+                         size: tuple[int, int]) -> torch.Tensor:
+    """[n, 3, 3] output pixel -> input pixel (centred coordinates), from `geometric_draws`."""
+    h, w = size
+    device = p.device
+    M = torch.eye(3, device=device).repeat(n, 1, 1)
+    it = iter(draws)
+
+    def gate(value, prob, identity):
+        return torch.where(next(it) < prob, value, torch.full_like(value, identity))
+
+    if cfg.xflip > 0:
+        flip = gate(torch.floor(next(it) * 2), p * cfg.xflip, 0)
+        M = M @ _scale(1 - 2 * flip, torch.ones_like(flip))
+    if cfg.rotate90 > 0:
+        k = gate(torch.floor(next(it) * 4), p * cfg.rotate90, 0)
+        M = M @ _rotate(k * (math.pi / 2))
+    if cfg.xint > 0:
+        t = (next(it) * 2 - 1) * cfg.xint_max
+        on = (next(it) < p * cfg.xint).float()[:, None]
+        t = torch.round(t * torch.stack([torch.full_like(t[:, 0], w), torch.full_like(t[:, 0], h)], dim=1)) * on
+        M = M @ _translate(t[:, 0], t[:, 1])
+    if cfg.scale > 0:
+        s = gate(torch.exp2(next(it) * cfg.scale_std), p * cfg.scale, 1)
+        M = M @ _scale(s, s)
+    p_rot = 1 - torch.sqrt((1 - p * cfg.rotate).clamp(0, 1))  # two rotations: p overall
+    if cfg.rotate > 0:
+        theta = gate((next(it) * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
+        M = M @ _rotate(theta)
+    if cfg.aniso > 0:
+        s = gate(torch.exp2(next(it) * cfg.aniso_std), p * cfg.aniso, 1)
+        M = M @ _scale(s, 1 / s)
+    if cfg.rotate > 0:
+        theta = gate((next(it) * 2 - 1) * math.pi * cfg.rotate_max, p_rot, 0)
+        M = M @ _rotate(theta)
+    if cfg.xfrac > 0:
+        t = next(it) * cfg.xfrac_std * (next(it) < p * cfg.xfrac).float()[:, None]
+        M = M @ _translate(t[:, 0] * w, t[:, 1] * h)
+    return M
+
+
+def color_draws(cfg: AugmentConfig, n: int, gen: torch.Generator | None, device: torch.device
+                ) -> list[torch.Tensor]:
+    """The random numbers `color_from_draws` consumes, in its order: (value, coin) per step."""
+    rand, randn = _drawer(n, gen, device)
+    out: list[torch.Tensor] = []
+    for name, draw in (("brightness", randn), ("contrast", randn), ("lumaflip", rand), ("hue", rand),
+                       ("saturation", randn)):
+        if getattr(cfg, name) > 0:
+            out += [draw(), rand()]
+    return out
+
+
+def color_from_draws(cfg: AugmentConfig, n: int, draws: list[torch.Tensor], p: torch.Tensor) -> torch.Tensor:
+    """[n, 4, 4] affine transform of (R, G, B, 1), from `color_draws`."""
+    device = p.device
+    C = torch.eye(4, device=device).repeat(n, 1, 1)
+    luma = torch.ones([4], device=device) / math.sqrt(3)
+    luma[3] = 0
+    vv = torch.outer(luma, luma)
+    it = iter(draws)
+
+    def gate(value, prob, identity):
+        return torch.where(next(it) < prob, value, torch.full_like(value, identity))
+
+    if cfg.brightness > 0:
+        b = gate(next(it) * cfg.brightness_std, p * cfg.brightness, 0)
+        C = _translate3(b) @ C
+    if cfg.contrast > 0:
+        c = gate(torch.exp2(next(it) * cfg.contrast_std), p * cfg.contrast, 1)
+        C = _scale3(c) @ C
+    if cfg.lumaflip > 0:
+        i = gate(torch.floor(next(it) * 2), p * cfg.lumaflip, 0)
+        C = (torch.eye(4, device=device) - 2 * vv * i[:, None, None]) @ C  # Householder reflection
+    if cfg.hue > 0:
+        theta = gate((next(it) * 2 - 1) * math.pi * cfg.hue_max, p * cfg.hue, 0)
+        C = _rotate_about_luma(theta) @ C
+    if cfg.saturation > 0:
+        s = gate(torch.exp2(next(it) * cfg.saturation_std), p * cfg.saturation, 1)
+        C = (vv + (torch.eye(4, device=device) - vv) * s[:, None, None]) @ C
+    return C
 
 
 # -- separable FIR on CPU ------------------------------------------------------------------------
