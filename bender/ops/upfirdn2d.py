@@ -82,6 +82,8 @@ def upfirdn2d(
 
 def _upsample_and_pad(x: torch.Tensor, up: tuple[int, int], padding: tuple[int, int, int, int]) -> torch.Tensor:
     """Zero insertion, then padding (negative: cropping): the signal the filter runs over."""
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     upx, upy = up
     px0, px1, py0, py1 = padding
     n, c, h, w = x.shape
@@ -108,8 +110,6 @@ def upfirdn2d_ref(
     gain: float,
 ) -> torch.Tensor:
     """Reference implementation with standard PyTorch ops (differentiable to any order)."""
-    if x.ndim != 4:
-        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     downx, downy = down
     c = x.shape[1]
     x = _upsample_and_pad(x, up, padding)
@@ -144,8 +144,6 @@ def upfirdn2d_sum(
     the input about once, where a depthwise convolution stays a separate (and on GPUs slow) library
     call. Eagerly it would be a dozen launches per call, so only compiled code takes this path.
     """
-    if x.ndim != 4:
-        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     downx, downy = down
     x = _upsample_and_pad(x, up, padding)
     f = _correlation_taps(f, flip_filter, gain, x.dtype)
