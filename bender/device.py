@@ -19,3 +19,19 @@ def pick_device(name: str | None = "auto"):
         return torch.device(name)
     except RuntimeError:
         raise BenderError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def to_device(t, device):
+    """`t.to(device)`, without waiting when it is a host -> GPU copy.
+
+    A plain copy from pageable host memory first waits for all work already queued on the GPU,
+    which stalls a pipeline that prepares the next batch while the current one computes. Staged
+    through pinned memory the copy is queued like a kernel; PyTorch keeps the pinned block alive
+    until the copy has run, so the caller may change or drop `t` at once.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)

@@ -76,13 +76,16 @@ def test_augment_resampling_gpu_path_matches_cpu_path():
 
 def test_compiled_step_on_cuda_matches_eager(tmp_path):
     """--compile on a GPU (mode auto = reduce-overhead: the passes replay as CUDA graphs) trains like
-    eager mode: fp32 without TF32, so the only differences are fused rounding."""
+    eager mode: fp32 without TF32, so the only differences are fused rounding. D's step runs D twice
+    (fakes, reals) and each round runs both networks again, so this also checks that gradients
+    adopted from graph memory are copied out before the next replay overwrites them."""
     data = make_dataset(tmp_path / "d.zip", count=16)
     trainers = []
     for name, compiled in (("eager", False), ("compiled", True)):
-        cfg = make_config("scratch", data=str(data), out=str(tmp_path / name), batch=8, aug="fixed", aug_p=0.5,
-                          device="cuda", precision="fp32", tf32=False, timeline=False, seed=3, compile=compiled,
-                          **{**TINY_ARCH, "conv_clamp": 256})
+        # two accumulation rounds: gradients must be copied out of graph memory between replays
+        cfg = make_config("scratch", data=str(data), out=str(tmp_path / name), batch=8, batch_gpu=4, aug="fixed",
+                          aug_p=0.5, device="cuda", precision="fp32", tf32=False, timeline=False, seed=3,
+                          compile=compiled, **{**TINY_ARCH, "conv_clamp": 256})
         torch.manual_seed(0)
         trainers.append(Trainer(cfg, quiet=True))
     torch._dynamo.reset()

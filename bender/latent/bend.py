@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bender.device import to_device
 from bender.errors import BenderError
 
 
@@ -349,9 +350,9 @@ class Bend:
         else:
             k = max(1, round(self.channel_fraction * num_channels))
             chosen = np.random.RandomState(self.channel_seed).permutation(num_channels)[:k].tolist()
-        mask = torch.zeros(1, num_channels, 1, 1, dtype=torch.bool, device=device)
+        mask = torch.zeros(1, num_channels, 1, 1, dtype=torch.bool)
         mask[0, chosen] = True
-        return mask
+        return to_device(mask, device)  # built on the host: indexing a GPU tensor with a list would sync
 
     def apply(self, x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
         """Bend features x [N, C, H, W] with one amount per sample."""
@@ -421,7 +422,7 @@ class BendSet:
     def _amount(self, i: int, n: int, device) -> torch.Tensor:
         if self.amounts is None:
             return torch.full([n], float(self.bends[i].amount), device=device)
-        a = self.amounts[i].to(device)
+        a = to_device(self.amounts[i], device)
         if a.numel() != n:
             raise ValueError(f"bend amounts for {a.numel()} samples, batch has {n}")
         return a

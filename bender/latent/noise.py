@@ -22,6 +22,8 @@ from collections.abc import Iterator
 
 import torch
 
+from bender.device import to_device
+
 NOISE_MODES = ("const", "random", "none")
 
 
@@ -58,15 +60,16 @@ def make_noise(G: torch.nn.Module, frames: list[int], mode: str, strength: torch
             g = torch.Generator(device="cpu")
             g.manual_seed(frame_seed(seed, f))
             gens.append(g)
+        scale = to_device(strength, device)
         # Same layer order for every frame, so a frame's noise never depends on the others.
         for name, layer in layers.items():
             r = layer.resolution
             n = torch.stack([torch.randn([1, r, r], generator=g) for g in gens])
-            out[name] = (n.to(device) * strength.to(device))
+            out[name] = to_device(n, device) * scale
     else:
+        scale = to_device(strength, device) if mode == "const" else torch.zeros_like(strength, device=device)
         for name, layer in layers.items():
             base = layer.noise_const.detach().to(device=device, dtype=torch.float32)
-            scale = strength.to(device) if mode == "const" else torch.zeros_like(strength, device=device)
             out[name] = base.reshape(1, 1, *base.shape) * scale
     return out
 

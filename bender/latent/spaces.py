@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bender.device import to_device
 from bender.errors import BenderError
 from bender.latent.seeds import class_vector, zs_from_seeds
 
@@ -76,9 +77,9 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float | torch.Tensor, c
         if psi == 1:
             return ws
         psi = torch.full([ws.shape[0]], float(psi), device=ws.device)
-    psi = psi.to(device=ws.device, dtype=ws.dtype).reshape(-1, 1, 1)
-    if bool((psi == 1).all()):
+    if bool((psi == 1).all()):  # on the host when psi comes from there: no device sync
         return ws
+    psi = to_device(psi, ws.device).to(ws.dtype).reshape(-1, 1, 1)
     cut = ws.shape[1] if cutoff is None else min(int(cutoff), ws.shape[1])
     out = ws.clone()
     out[:, :cut] = torch.lerp(w_avg.to(ws.dtype).expand_as(ws[:, :cut]), ws[:, :cut], psi)

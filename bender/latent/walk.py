@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bender.device import to_device
 from bender.errors import BenderError
 from bender.latent import paths, planes, spaces
 from bender.latent.bend import Bend, BendSet
@@ -232,7 +233,7 @@ class Walk:
                 z = paths.circle_loop(c, a, b, s.path.radius, t)
             else:
                 z = torch.from_numpy(paths.noise_loop(self._coeffs, s.path.radius, t, s.path.falloff))
-            return FrameState(index, z.to(self.device, torch.float32), s.psi, s.noise_strength,
+            return FrameState(index, to_device(z.to(torch.float32), self.device), s.psi, s.noise_strength,
                               self.weights_default, [b.amount for b in self.bends.bends])
         pos = self.schedule.position(index)
         k = self.keys.shape[0]

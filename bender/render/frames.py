@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bender.device import to_device
 from bender.latent import noise as noise_mod
 from bender.latent import spaces
 from bender.latent.walk import FrameState, Walk
@@ -127,7 +128,7 @@ def launch_batch(walk: Walk, batch: Batch, preview: bool = False) -> InFlight:
     G = walk.set_weights(batch.weights)
     states: list[FrameState] = [walk.frame(i) for i in batch.frames]
     tiles = walk.tiles
-    latent = torch.cat([st.latent for st in states]).to(walk.device)
+    latent = to_device(torch.cat([st.latent for st in states]), walk.device)
     if s.space == "z":
         ws = spaces.map_z(G, latent, s.class_idx)
     else:
@@ -156,9 +157,9 @@ def launch_batch(walk: Walk, batch: Batch, preview: bool = False) -> InFlight:
     if pixels.device.type != "cuda":
         return InFlight(batch, pixels.cpu().contiguous(), None, tiles)
     host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
-    host.copy_(pixels, non_blocking=True)
+    host.copy_(pixels, non_blocking=True)  # queued on the current stream of pixels' device
     done = torch.cuda.Event()
-    done.record()
+    done.record(torch.cuda.current_stream(pixels.device))  # that stream, whatever the current device
     return InFlight(batch, host, done, tiles)
 
 

@@ -217,7 +217,7 @@ class Trainer:
         self.ada_sign = torch.zeros([], device=self.device)
         self.ada_count = torch.zeros([], device=self.device)
 
-        synthesis_fast, D_fast = None, None
+        synthesis_fast, D_fast, cuda_graphs = None, None, False
         if cfg.compile:
             # Both networks trace as one graph each (tests/test_nets_compile.py). On CUDA the default
             # mode also records them as CUDA graphs: at a fine-tune's small batches the step is
@@ -227,11 +227,13 @@ class Trainer:
                 mode = "reduce-overhead" if self.device.type == "cuda" else "default"
             synthesis_fast = torch.compile(self.G.synthesis, mode=mode)
             D_fast = torch.compile(self.D, mode=mode)
+            cuda_graphs = self.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
             if self.augment is not None:
                 self.augment.compile_matrices()
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=self.gamma, pl_weight=cfg.pl_weight,
                                   style_mixing=cfg.style_mixing, pl_batch_shrink=cfg.pl_batch_shrink,
-                                  precision=precision, synthesis_fast=synthesis_fast, D_fast=D_fast)
+                                  precision=precision, synthesis_fast=synthesis_fast, D_fast=D_fast,
+                                  cuda_graphs=cuda_graphs)
         from bender.latent.seeds import zs_from_seeds
 
         g = model.g_config
@@ -571,8 +573,8 @@ def _sum_round_grads(params: list[torch.nn.Parameter], summed: list | None) -> l
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     for p in params:
         p.grad = None
-    if summed is None:
-        return grads
+    if summed is None:  # a copy: under CUDA graphs the .grad tensors are graph memory (see own_grads)
+        return [g.clone() for g in grads]
     return [a + b for a, b in zip(summed, grads)]
 
 

@@ -43,6 +43,20 @@ def path_lengths(synthesis_fn: Callable[[torch.Tensor], torch.Tensor], ws: torch
     return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 
+def own_grads(module: torch.nn.Module) -> None:
+    """Copy `module`'s gradients out of CUDA-graph memory (one fused launch).
+
+    When a parameter's .grad is empty, autograd adopts the backward's output tensor as the .grad.
+    Under CUDA graphs (torch.compile's 'reduce-overhead') that tensor belongs to the graph, whose
+    next replay writes into it again — so a gradient that has to survive another call of the same
+    network (D's step runs D on fakes, then on reals) is copied first.
+    """
+    params = [p for p in module.parameters() if p.grad is not None]
+    if params:
+        for p, g in zip(params, torch._foreach_mul([p.grad for p in params], 1.0)):
+            p.grad = g
+
+
 @dataclass
 class Precision:
     """How the networks' half-precision blocks run (they are fp32 on CPU whatever this says)."""
@@ -56,11 +70,12 @@ class StyleGAN2Loss:
     def __init__(self, G: Generator, D: Discriminator, augment: AugmentPipe | None, *, r1_gamma: float,
                  pl_weight: float, style_mixing: float = 0.9, pl_batch_shrink: int = 2,
                  precision: Precision | None = None, synthesis_fast: torch.nn.Module | None = None,
-                 D_fast: torch.nn.Module | None = None):
+                 D_fast: torch.nn.Module | None = None, cuda_graphs: bool = False):
         self.G, self.D, self.augment = G, D, augment
         # e.g. torch.compile'd modules, for the passes without double backward (compile has none)
         self.synthesis_fast = synthesis_fast if synthesis_fast is not None else G.synthesis
         self.D_fast = D_fast if D_fast is not None else D
+        self.cuda_graphs = cuda_graphs  # the fast modules replay CUDA graphs (see own_grads)
         self.r1_gamma = r1_gamma
         self.pl_weight = pl_weight
         self.style_mixing = style_mixing
@@ -138,9 +153,13 @@ class StyleGAN2Loss:
         with torch.no_grad():
             ws = self.mapping(z, c_gen, gen)
             fake = self.synthesize(ws, gen, fast=True)
+            if self.cuda_graphs:  # graph memory: the next graph call may hand it out again
+                fake = fake.clone()
         logits_fake = self.discriminate(fake, c_gen, gen, fast=True)
         loss_fake = F.softplus(logits_fake).mean()
         (loss_fake * weight).backward()
+        if self.cuda_graphs:
+            own_grads(self.D)  # D runs again below
         logits_real = self.discriminate(real, c_real, gen, fast=True)
         loss_real = F.softplus(-logits_real).mean()
         (loss_real * weight).backward()
