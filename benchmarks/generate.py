@@ -113,7 +113,12 @@ def main() -> None:
         print("CUDA not available; skipping GPU rows")
         devices = [d for d in devices if d != "cuda"]
 
-    rows = []
+    # The table is printed row by row, so a run stopped by a time limit keeps what it measured.
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
+    head = ("config", "device", "precision", "batch", "ms/img", "img/s", "target", "vs NVIDIA")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|", flush=True)
     for dev_name in devices:
         device = torch.device(dev_name)
         for name in args.configs.split(","):
@@ -140,16 +145,9 @@ def main() -> None:
                 else:
                     vs = f"{batch / med / ref:.2f}x NVIDIA" if ref else ""
                     goal = ">= 2x NVIDIA" if ref and not fp32 else ""
-                rows.append((name, dev_name, precision, batch, ms_img, batch / med, goal, vs))
+                print(f"| {name} | {dev_name} | {precision} | {batch} | {ms_img:.1f} | {batch / med:.1f} | {goal} "
+                      f"| {vs} |", flush=True)
             del G
-    print()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
-    head = ("config", "device", "precision", "batch", "ms/img", "img/s", "target", "vs NVIDIA")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "|".join("---" for _ in head) + "|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.1f} | {r[5]:.1f} | {r[6]} | {r[7]} |")
 
 
 if __name__ == "__main__":

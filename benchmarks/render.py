@@ -104,9 +104,15 @@ def main() -> None:
     device = pick_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()}, " \
+        f"{torch.get_num_threads()} threads)"
+    # Row by row, so a run stopped by a time limit keeps what it measured.
+    print(f"\nrender benchmark: {args.res}x{args.res} walk, device {name}, torch {torch.__version__}\n")
+    print("| batch | frames | raw G img/s | render inline frames/s | overhead | render (prefetch) frames/s "
+          "| render+mp4 frames/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         model = make_model(args.res, Path(tmp) / "g.safetensors")
-        rows = []
         for batch in args.batch:
             script = walk_script_for(model, args.frames, batch)
             walk = Walk(script, device)
@@ -123,16 +129,8 @@ def main() -> None:
                 start = time.perf_counter()
                 result = render_script(script, Path(tmp) / "walk.mp4", device=device, walk=walk)
                 mp4_rate = result.video.frames / (time.perf_counter() - start)
-            rows.append((batch, n, raw, inline, threaded, mp4_rate))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.machine()}, " \
-        f"{torch.get_num_threads()} threads)"
-    print(f"\nrender benchmark: {args.res}x{args.res} walk, device {name}, torch {torch.__version__}\n")
-    print("| batch | frames | raw G img/s | render inline frames/s | overhead | render (prefetch) frames/s "
-          "| render+mp4 frames/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for batch, n, raw, inline, threaded, mp4 in rows:
-        print(f"| {batch} | {n} | {raw:.2f} | {inline:.2f} | {100 * (1 - inline / raw):+.1f} % | {threaded:.2f} "
-              f"| {mp4:.2f} |")
+            print(f"| {batch} | {n} | {raw:.2f} | {inline:.2f} | {100 * (1 - inline / raw):+.1f} % | {threaded:.2f} "
+                  f"| {mp4_rate:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
