@@ -4,6 +4,8 @@ whether it pays, is measured by benchmarks/train.py --compile on a GPU."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from train_fixtures import TINY_ARCH, make_dataset
@@ -20,7 +22,12 @@ def _trainer(data, out, **options) -> Trainer:
     return Trainer(cfg, quiet=True)
 
 
+needs_cxx = pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")),
+                               reason="torch.compile on CPU generates C++: needs a C++ compiler")
+
+
 @pytest.mark.slow
+@needs_cxx
 def test_compiled_step_matches_eager(tmp_path):
     data = make_dataset(tmp_path / "d.zip", count=16)
     eager = _trainer(data, tmp_path / "a")
