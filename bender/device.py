@@ -1,8 +1,13 @@
-"""Picking the torch device from a user's `--device` string."""
+"""Devices: picking one from a user's `--device` string, and copying host tensors to it without a sync."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bender.errors import BenderError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI starts without it
+    import torch
 
 
 def pick_device(name: str | None = "auto"):
@@ -21,7 +26,7 @@ def pick_device(name: str | None = "auto"):
         raise BenderError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
 
 
-def to_device(t, device):
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """`t.to(device)`, without waiting when it is a host -> GPU copy.
 
     A plain copy from pageable host memory first waits for all work already queued on the GPU,
