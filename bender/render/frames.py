@@ -155,7 +155,7 @@ def launch_batch(walk: Walk, batch: Batch, preview: bool = False) -> InFlight:
     walk.bends.amounts = None
     pixels = uint8_nhwc(img)
     if pixels.device.type != "cuda":
-        return InFlight(batch, pixels.cpu().contiguous(), None, tiles)
+        return InFlight(batch, pixels.cpu(), None, tiles)
     host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
     host.copy_(pixels, non_blocking=True)  # queued on the current stream of pixels' device
     done = torch.cuda.Event()

@@ -40,7 +40,7 @@ from bender.train.config import (
 from bender.train.data import TrainingData
 from bender.train.ema import ema_beta, update_ema
 from bender.train.events import SnapshotEvent, StopCondition
-from bender.train.loss import Precision, StyleGAN2Loss
+from bender.train.loss import Precision, StyleGAN2Loss, own_grads
 from bender.train.networks import (
     build_scratch,
     check_compatible,
@@ -337,6 +337,8 @@ class Trainer:
                     else:
                         _add(extra, key, value.float())
                 if rounds > 1:
+                    if self.loss.cuda_graphs:  # the next round replays the graphs these came from
+                        own_grads(self.params[phase.net])
                     summed = _sum_round_grads(self.params[phase.net], summed)
             if rounds > 1:
                 for p, g in zip(self.params[phase.net], summed):
@@ -573,8 +575,8 @@ def _sum_round_grads(params: list[torch.nn.Parameter], summed: list | None) -> l
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     for p in params:
         p.grad = None
-    if summed is None:  # a copy: under CUDA graphs the .grad tensors are graph memory (see own_grads)
-        return [g.clone() for g in grads]
+    if summed is None:
+        return grads
     return [a + b for a, b in zip(summed, grads)]
 
 

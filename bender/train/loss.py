@@ -16,7 +16,7 @@ add up to exactly the global-batch gradient. All randomness comes from the gener
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -43,15 +43,16 @@ def path_lengths(synthesis_fn: Callable[[torch.Tensor], torch.Tensor], ws: torch
     return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 
-def own_grads(module: torch.nn.Module) -> None:
-    """Copy `module`'s gradients out of CUDA-graph memory (one fused launch).
+def own_grads(params: Iterable[torch.nn.Parameter]) -> None:
+    """Copy the parameters' gradients out of CUDA-graph memory (one fused launch).
 
     When a parameter's .grad is empty, autograd adopts the backward's output tensor as the .grad.
     Under CUDA graphs (torch.compile's 'reduce-overhead') that tensor belongs to the graph, whose
     next replay writes into it again — so a gradient that has to survive another call of the same
-    network (D's step runs D on fakes, then on reals) is copied first.
+    network (D's step runs D on fakes, then on reals; accumulation rounds run both again) is
+    copied first.
     """
-    params = [p for p in module.parameters() if p.grad is not None]
+    params = [p for p in params if p.grad is not None]
     if params:
         for p, g in zip(params, torch._foreach_mul([p.grad for p in params], 1.0)):
             p.grad = g
@@ -159,7 +160,7 @@ class StyleGAN2Loss:
         loss_fake = F.softplus(logits_fake).mean()
         (loss_fake * weight).backward()
         if self.cuda_graphs:
-            own_grads(self.D)  # D runs again below
+            own_grads(self.D.parameters())  # D runs again below
         logits_real = self.discriminate(real, c_real, gen, fast=True)
         loss_real = F.softplus(-logits_real).mean()
         (loss_real * weight).backward()
