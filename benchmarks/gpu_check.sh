@@ -31,6 +31,13 @@ fi
 
 left() { echo $((BUDGET - SECONDS)); }
 
+# GPU_CHECK_STEPS: a comma list of the optional steps to run (default: all of them, in this order):
+# tests, ops, render, ui, generate, train, compile_test, train_compile, generate_compile, embed,
+# train_1024. A short lease can then be split into two calls: correctness and kernels first,
+# training second.
+STEPS_WANTED=${GPU_CHECK_STEPS:-tests,ops,render,ui,generate,train,compile_test,train_compile,generate_compile,embed,train_1024}
+want() { case ",$STEPS_WANTED," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
 # step NAME LIMIT_SECONDS LOGFILE CMD... : runs CMD with a timeout, records rc and seconds.
 step() {
   local name=$1 limit=$2 log=$3
@@ -80,7 +87,7 @@ print('STATUS', kernel_status())
 
 # 3. Every CUDA-marked test in the repository.
 # The compiled-training test compiles for minutes; it runs later, next to the compiled benchmark.
-step "pytest -m cuda" 300 pytest.log "$PY" -m pytest -m cuda -q -p no:cacheprovider -o addopts="-ra" \
+want tests && step "pytest -m cuda" 300 pytest.log "$PY" -m pytest -m cuda -q -p no:cacheprovider -o addopts="-ra" \
   --continue-on-collection-errors --junitxml="$DIR/pytest.xml" -k "not compiled_step" tests/
 
 # 3b. Benchmarks need the GPU to themselves: wait for a background job (gpu_session.sh trains the
@@ -91,32 +98,32 @@ if [ -n "${BENCH_AFTER_PID:-}" ]; then
 fi
 
 # 4. Kernel vs reference vs bandwidth floor (seconds).
-step "benchmarks/ops.py" 200 ops.log "$PY" benchmarks/ops.py --json "$DIR/ops.json"
+want ops && step "benchmarks/ops.py" 200 ops.log "$PY" benchmarks/ops.py --json "$DIR/ops.json"
 
 # 5. What the open targets need, the quick ones first: rendering overhead, the UI at 1024² (when
-# the web UI's wheels came along), then the training step eager (256² with ADA for comparison, and
-# 1024²) and compiled (its passes recorded as CUDA graphs; compiling takes a minute or two).
-step "benchmarks/render.py" 60 bench_render.log "$PY" benchmarks/render.py --device cuda --frames 240 --batch 8 16 32
-if "$PY" -c "import gradio, gradio_client" 2>/dev/null; then
+# the web UI's wheels came along), G inference (NVIDIA's configs and batch sizes: kernels, ref ops,
+# FastGenerator rows), then the training step eager (256² with ADA) and compiled (its passes
+# recorded as CUDA graphs; compiling takes a minute or two), then the slow extras.
+want render && step "benchmarks/render.py" 60 bench_render.log "$PY" benchmarks/render.py --device cuda --frames 240 --batch 8 16 32
+if want ui && "$PY" -c "import gradio, gradio_client" 2>/dev/null; then
   step "benchmarks/ui_load.py (1024²)" 120 bench_ui.log "$PY" benchmarks/ui_load.py --device cuda --resolution 1024 \
     --repeats 20 --clients 16 --requests 20
 fi
-step "benchmarks/train.py" 150 bench_train.log "$PY" benchmarks/train.py --device cuda --res 256 1024 --aug on \
+want generate && step "benchmarks/generate.py" 120 generate.log "$PY" benchmarks/generate.py --device cuda \
+  --configs 256,1024
+want train && step "benchmarks/train.py" 90 bench_train.log "$PY" benchmarks/train.py --device cuda --res 256 --aug on \
   --kimg 0.5 --repeat 2
-step "pytest compiled step (CUDA graphs)" 240 pytest_compile.log "$PY" -m pytest -m cuda -q -p no:cacheprovider \
-  -o addopts="-ra" -k compiled_step tests/test_train_cuda.py
-step "train.py --compile (256, ADA)" 300 bench_train_compile.log "$PY" benchmarks/train.py --device cuda \
-  --res 256 --aug on --compile --kimg 0.5 --repeat 2 --warmup 24
-
-# 6. G inference throughput: NVIDIA's configs and batch sizes; kernels, ref ops, FastGenerator rows
-# (and FastGenerator with torch.compile while time allows), then the embedding benchmark.
-if [ "$(left)" -gt 180 ]; then
-  step "benchmarks/generate.py --compile" 200 generate.log "$PY" benchmarks/generate.py --device cuda \
-    --configs 256,1024 --compile
-else
-  step "benchmarks/generate.py" 200 generate.log "$PY" benchmarks/generate.py --device cuda --configs 256,1024
-fi
-step "benchmarks/embed.py" 60 bench_embed.log "$PY" benchmarks/embed.py --device cuda --amp
+want compile_test && step "pytest compiled step (CUDA graphs)" 240 pytest_compile.log "$PY" -m pytest -m cuda -q \
+  -p no:cacheprovider -o addopts="-ra" -k compiled_step tests/test_train_cuda.py
+want train_compile && step "train.py --compile (256, ADA)" 300 bench_train_compile.log "$PY" benchmarks/train.py \
+  --device cuda --res 256 --aug on --compile --kimg 0.5 --repeat 2 --warmup 24
+# FastGenerator with torch.compile (its own row; compiling takes minutes), the embedding benchmark,
+# and the 1024² training step.
+want generate_compile && step "benchmarks/generate.py --compile" 240 generate_compile.log "$PY" \
+  benchmarks/generate.py --device cuda --configs 256,1024 --compile
+want embed && step "benchmarks/embed.py" 60 bench_embed.log "$PY" benchmarks/embed.py --device cuda --amp
+want train_1024 && step "benchmarks/train.py (1024)" 150 bench_train_1024.log "$PY" benchmarks/train.py \
+  --device cuda --res 1024 --aug on --kimg 0.25 --repeat 1
 
 # 7. The tables, then ONE summary table last.
 "$PY" - "$DIR" <<'PYEOF'
