@@ -10,7 +10,9 @@ Columns:
   truncation, uint8 conversion and copy to the host) in the calling thread, like raw G; overhead is
   1 - inline / raw;
 - render (prefetch): the default, batches made by a background thread while the caller consumes;
-- +mp4: the whole `render_script` path including H.264 encoding and the sidecar.
+- +mp4: the whole `render_script` path including H.264 encoding and the sidecar;
+- walk ms/frame: host time of `Walk.frame` (the interpolation the host does per frame while the
+  device renders the previous batch).
 The target (issue 7): on a GPU, render >= 80 % of raw G (rendering overhead <= 20 %).
 The generator has random weights with StyleGAN2-ADA's 256x256 shape (channel_base 16384,
 channel_max 512, 8 mapping layers, fp16 in the top 4 resolutions on CUDA); speed does not depend on
@@ -109,8 +111,8 @@ def main() -> None:
     # Row by row, so a run stopped by a time limit keeps what it measured.
     print(f"\nrender benchmark: {args.res}x{args.res} walk, device {name}, torch {torch.__version__}\n")
     print("| batch | frames | raw G img/s | render inline frames/s | overhead | render (prefetch) frames/s "
-          "| render+mp4 frames/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+          "| render+mp4 frames/s | walk ms/frame |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         model = make_model(args.res, Path(tmp) / "g.safetensors")
         for batch in args.batch:
@@ -124,13 +126,17 @@ def main() -> None:
                 raw = max(raw, raw_g(walk.G, device, batch, n))
                 inline = max(inline, render_rate(walk, device, prefetch=0))
                 threaded = max(threaded, render_rate(walk, device, prefetch=2))
+            start = time.perf_counter()
+            for i in range(n):
+                walk.frame(i)
+            walk_ms = 1000 * (time.perf_counter() - start) / n
             mp4_rate = float("nan")
             if can_encode():
                 start = time.perf_counter()
                 result = render_script(script, Path(tmp) / "walk.mp4", device=device, walk=walk)
                 mp4_rate = result.video.frames / (time.perf_counter() - start)
             print(f"| {batch} | {n} | {raw:.2f} | {inline:.2f} | {100 * (1 - inline / raw):+.1f} % | {threaded:.2f} "
-                  f"| {mp4_rate:.2f} |", flush=True)
+                  f"| {mp4_rate:.2f} | {walk_ms:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

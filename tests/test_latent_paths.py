@@ -184,3 +184,17 @@ def test_noise_loop_seeded_periodic_and_unit_variance():
     near = np.abs(paths.noise_loop(coeffs, 1.0, 0.301) - paths.noise_loop(coeffs, 1.0, 0.3)).mean()
     far = np.abs(paths.noise_loop(coeffs, 1.0, 0.55) - paths.noise_loop(coeffs, 1.0, 0.3)).mean()
     assert near < 0.05 < far
+
+
+def test_arc_reused_across_points_equals_slerp_bit_for_bit():
+    """An Arc is set up once per walk segment; every point must be what slerp computes afresh,
+    including opposite and parallel rows and a moved centre."""
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(2, 3, 16, generator=g)
+    b[0] = -a[0]  # opposite
+    b[1] = a[1] * 2  # parallel
+    c = torch.randn(16, generator=g)
+    for center in (None, c):
+        arc = paths.Arc(a, b, center)
+        for t in (0.0, 1e-9, 0.2, 0.5, 0.7, 1.0):
+            assert torch.equal(arc.at(t), paths.slerp(a, b, t, center))

@@ -13,14 +13,16 @@ from PIL import Image
 
 from bender.errors import BenderError
 from bender.io import Model, load, save_model
+from bender.latent import paths
 from bender.latent import script as S
+from bender.latent.noise import make_noise, noise_inputs
 from bender.latent.seeds import zs_from_seeds
 from bender.latent.spaces import save_ws, seeds_to_ws
 from bender.latent.walk import Walk
 from bender.nets import Generator, GeneratorConfig
 from bender.nets.config import MappingConfig, SynthesisConfig
 from bender.render import video
-from bender.render.frames import render_frames
+from bender.render.frames import render_frames, synthesize
 from bender.render.images import to_uint8
 from bender.render.script import render_script, sidecar_path
 from bender.render.timeline import render_timeline, timeline_strip
@@ -76,6 +78,35 @@ def test_frames_match_the_generator(pkl):
             ref = to_uint8(G(zs_from_seeds([seed], G.z_dim), None, truncation_psi=0.5, noise_mode="const"))[0]
         assert np.abs(frame.astype(int) - ref.astype(int)).max() <= 1
         assert np.mean(frame != ref) < 0.01
+
+
+@pytest.mark.parametrize("space", ["z", "w"])
+def test_walk_frames_are_host_tensors_equal_to_a_fresh_slerp(pkl, space):
+    """Frames interpolate on the host through one cached Arc per segment (the renderer copies each
+    batch to the device at once); each must equal slerp of its segment's keyframes, wrap-around
+    segment of a loop included."""
+    walk = Walk(script(pkl, f"space: {space}\nloop: true\nframes: 3\nkeyframes: [1, 2, 3]"))
+    center = walk.w_avg if space == "w" else None
+    for i in range(walk.num_frames):
+        st = walk.frame(i)
+        pos = walk.schedule.position(i)
+        k = walk.keys.shape[0]
+        ref = paths.slerp(walk.keys[pos.segment % k], walk.keys[(pos.segment + 1) % k], pos.eased, center)
+        assert st.latent.device.type == "cpu" and st.latent.dtype == torch.float32
+        assert torch.equal(st.latent, ref)
+
+
+def test_default_const_noise_takes_the_networks_own_buffers(pkl):
+    """At the default strength 1 the renderer skips per-image copies of the const noise: the same
+    numbers, so the same pixels as the per-image path that animated strengths take."""
+    G = load(pkl).G_ema
+    ws = seeds_to_ws(G, [1, 2, 3], None, "cpu")
+    with torch.no_grad():
+        own = synthesize(G, ws, "const")
+        noise = make_noise(G, [0, 1, 2], "const", [1.0, 1.0, 1.0])
+        with noise_inputs(G, noise):
+            per_image = synthesize(G, ws, "const")
+    assert torch.equal(own, per_image)
 
 
 def test_looping_walk_frame_count_and_closure(pkl):

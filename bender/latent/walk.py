@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bender.device import to_device
 from bender.errors import BenderError
 from bender.latent import paths, planes, spaces
 from bender.latent.bend import Bend, BendSet
@@ -28,7 +27,7 @@ class FrameState:
     """Everything that varies per frame."""
 
     index: int
-    latent: torch.Tensor  # [tiles, z_dim] in Z, [tiles, num_ws, w_dim] in W
+    latent: torch.Tensor  # [tiles, z_dim] in Z, [tiles, num_ws, w_dim] in W; float32 on the host
     psi: float
     noise_strength: float
     weights: float | None  # blend α (model_b) or timeline t (run); None for a single model
@@ -200,7 +199,12 @@ class Walk:
         if len(tiles) > 1:
             raise BenderError(f"keyframes hold different numbers of images ({sorted(tiles)}); make them equal")
         self.tiles = tiles.pop() if tiles else 1
-        self.keys = torch.stack([x.expand(self.tiles, *x.shape[1:]) for x in latents])
+        # Interpolated on the host: per frame that is a handful of tiny ops, which on a GPU would be
+        # launches plus a sync (slerp checks for opposite keyframes), stalling the render pipeline
+        # once per frame. The renderer copies each batch's latents to the device in one go.
+        self.keys = torch.stack([x.expand(self.tiles, *x.shape[1:]) for x in latents]).cpu()
+        self._w_avg_host = self.w_avg.cpu()
+        self._arcs: dict[int, paths.Arc] = {}
         n_seg = len(keys) if s.loop else len(keys) - 1
         frames = [k.frames or s.frames for k in keys][:n_seg]
         easings = [k.easing or s.easing for k in keys][:n_seg]
@@ -219,6 +223,15 @@ class Walk:
         else:
             self._coeffs = paths.noise_loop_coefficients(p.seed, z_dim, p.harmonics, rows=p.tiles)
 
+    def _arc(self, segment: int) -> paths.Arc:
+        """Segment `segment`'s slerp, set up once (in W around w_avg, in Z around the origin)."""
+        arc = self._arcs.get(segment)
+        if arc is None:
+            k = self.keys.shape[0]
+            center = self._w_avg_host if self.script.space == "w" else None
+            arc = self._arcs[segment] = paths.Arc(self.keys[segment], self.keys[(segment + 1) % k], center)
+        return arc
+
     # -- per frame -------------------------------------------------------------------------------
 
     def frame(self, index: int) -> FrameState:
@@ -233,16 +246,17 @@ class Walk:
                 z = paths.circle_loop(c, a, b, s.path.radius, t)
             else:
                 z = torch.from_numpy(paths.noise_loop(self._coeffs, s.path.radius, t, s.path.falloff))
-            return FrameState(index, to_device(z.to(torch.float32), self.device), s.psi, s.noise_strength,
+            return FrameState(index, z.to(torch.float32), s.psi, s.noise_strength,
                               self.weights_default, [b.amount for b in self.bends.bends])
         pos = self.schedule.position(index)
         k = self.keys.shape[0]
         i, j, e = pos.segment % k, (pos.segment + 1) % k, pos.eased
         if k == 1:
             latent = self.keys[0].clone()
+        elif s.interpolation == "slerp":
+            latent = self._arc(pos.segment % k).at(e)
         else:
-            center = self.w_avg if s.space == "w" else None
-            latent = paths.interpolate(self.keys, pos.segment, e, s.interpolation, s.loop, self._tangents, center)
+            latent = paths.interpolate(self.keys, pos.segment, e, s.interpolation, s.loop, self._tangents)
         tr = self.tracks
         weights = None if tr["weights"][i] is None else _lerp(tr["weights"][i], tr["weights"][j], e)
         bends = [_lerp(a, b, e) for a, b in zip(tr["bends"][i], tr["bends"][j])]
