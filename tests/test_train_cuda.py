@@ -82,7 +82,7 @@ def test_compiled_step_on_cuda_matches_eager(tmp_path):
     D twice (fakes, reals) and each round runs both networks again, so this checks that gradients
     adopted from graph memory are copied out before the next replay overwrites them: a lost,
     doubled or stale gradient is O(1) here. (Parameters compared after 20 steps are not a test:
-    Adam turns a 1e-6 gradient difference into 4e-3 of drift; see tests/train_lockstep.py.)"""
+    Adam and the GAN turn a 1e-6 gradient difference into 4e-3 of drift; see tests/train_lockstep.py.)"""
     data = make_dataset(tmp_path / "d.zip", count=16)
     trainers = []
     for name, compiled in (("eager", False), ("compiled", True)):
