@@ -75,6 +75,27 @@ def test_augment_resampling_gpu_path_matches_cpu_path():
     torch.testing.assert_close(out["cuda"][1], out["cpu"][1], rtol=1e-3, atol=1e-3 * out["cpu"][1].abs().max().item())
 
 
+def test_augment_on_cuda_decides_on_the_host():
+    """With a CUDA generator, ADA draws from a CPU generator seeded from it: the GPU result equals
+    the CPU pipeline's with that CPU generator (up to the resampling paths' rounding), and a new p
+    set on the device is seen at the next call."""
+    from bender.train.augment import AugmentConfig, AugmentPipe
+
+    x = torch.randn([8, 3, 32, 32], generator=torch.Generator().manual_seed(0))
+    cpu_pipe = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.5)
+    gpu_pipe = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.5).cuda()
+    for p in (0.5, 0.9):
+        cpu_pipe.p.fill_(p)
+        gpu_pipe.p.fill_(p)  # on the device: p_host must notice
+        gen = torch.Generator(device="cuda").manual_seed(11)
+        host = torch.Generator().manual_seed(11)
+        got = [gpu_pipe(x.cuda(), gen).cpu() for _ in range(2)]
+        want = [cpu_pipe(x, host) for _ in range(2)]
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(got[0], got[1])  # the second call drew new augmentations
+
+
 def test_compiled_step_on_cuda_matches_eager(tmp_path):
     """--compile on a GPU (mode auto = reduce-overhead: the passes replay as CUDA graphs) trains like
     eager mode: at every optimizer step the compiled trainer, held at the eager trainer's

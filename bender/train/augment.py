@@ -25,6 +25,11 @@ differentiable with respect to the images (D's gradient flows through to G's fak
 
 Random numbers come from an explicit `torch.Generator`, so a training step is reproducible from
 (seed, step) alone — that is what makes resumed and multi-GPU runs match single-process ones.
+Everything decided per image (the draws, the matrices, which images move, the padding) is
+computed on the host, even when the images are on a GPU: a GPU generator stands for a CPU one
+seeded from it. There it is a few hundred tiny CPU operations and two small copies per call; on the
+device it was as many kernel launches and a device sync, three or four calls a training step whose
+time is mostly the host issuing work.
 
 The buffer names (`p`, `Hz_geom`, `Hz_fbank`) are those of NVIDIA's AugmentPipe, so p round-trips
 into exported NVIDIA pickles. The filters are our own designs (windowed sinc), not NVIDIA's.
@@ -40,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bender.device import to_device
 from bender.ops import setup_filter
 from bender.ops.grid_sample import grid_sample
 from bender.ops.upfirdn2d import downsample2d, upsample2d
@@ -136,25 +142,45 @@ class AugmentPipe(nn.Module):
         self.register_buffer("Hz_geom", torch.tensor(_halfband_lowpass(12), dtype=torch.float32))
         self.register_buffer("Hz_fbank", torch.tensor(_band_filters(43), dtype=torch.float32))
         self.bucket_shapes: bool | None = None  # None: on for CUDA (see forward)
-        self._geometric = geometric_from_draws
-        self._color = color_from_draws
+        self._host_gens: list[tuple[torch.Generator, torch.Generator]] = []  # (GPU generator, its CPU one)
+        self._p_seen: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (p, its version, p on the host)
 
-    def compile_matrices(self) -> None:
-        """torch.compile the per-image matrices (bender train --compile).
+    # -- the host side ----------------------------------------------------------------------------
 
-        Building them is a few hundred tiny ops on [n, 3, 3] tensors — on a GPU as many kernel
-        launches per call, three calls a step — while compiled they are a handful of fused kernels.
-        The random numbers are drawn outside (same draws, same order), so results do not change.
-        """
-        self._geometric = torch.compile(geometric_from_draws)
-        self._color = torch.compile(color_from_draws)
+    def host_generator(self, gen: torch.Generator | None) -> torch.Generator | None:
+        """The generator the per-image draws come from: `gen` itself when it is a CPU one (or None:
+        the global CPU generator); for a GPU generator, a CPU generator seeded from its seed, made
+        on first use and advancing from call to call, so a training step stays a function of its
+        seeds (the recent pairs are kept: the trainer makes a fresh generator per phase)."""
+        if gen is None or gen.device.type == "cpu":
+            return gen
+        for device_gen, host_gen in self._host_gens:
+            if device_gen is gen:
+                return host_gen
+        host_gen = torch.Generator().manual_seed(gen.initial_seed())
+        self._host_gens = self._host_gens[-7:] + [(gen, host_gen)]
+        return host_gen
+
+    def p_host(self) -> torch.Tensor:
+        """p on the host. Copied from the device only when it changed (ADA adjusts it every few
+        steps; any in-place change bumps the buffer's version counter)."""
+        p = self.p
+        if p.device.type == "cpu":
+            return p
+        seen = self._p_seen
+        if seen is None or seen[0] is not p or seen[1] != p._version:
+            self._p_seen = seen = (p, p._version, p.detach().cpu())
+        return seen[2]
 
     # -- geometric --------------------------------------------------------------------------------
 
     def geometric_matrix(self, n: int, size: tuple[int, int], gen: torch.Generator | None,
                          device: torch.device) -> torch.Tensor:
-        """[n, 3, 3] maps output pixel coordinates (centred, in pixels) to input coordinates."""
-        return self._geometric(self.cfg, n, geometric_draws(self.cfg, n, gen, device), self.p.to(device), size)
+        """[n, 3, 3] maps output pixel coordinates (centred, in pixels) to input coordinates.
+        Computed on the host (see `host_generator`), returned on `device`."""
+        cpu = torch.device("cpu")
+        draws = geometric_draws(self.cfg, n, self.host_generator(gen), cpu)
+        return to_device(geometric_from_draws(self.cfg, n, draws, self.p_host(), size), device)
 
     def padding(self, M: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """[x0, y0, x1, y1] reflect padding that covers where the transformed output reaches
@@ -223,8 +249,9 @@ class AugmentPipe(nn.Module):
     # -- colour -----------------------------------------------------------------------------------
 
     def color_matrix(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
-        """[n, 4, 4] affine transform of (R, G, B, 1)."""
-        return self._color(self.cfg, n, color_draws(self.cfg, n, gen, device), self.p.to(device))
+        """[n, 4, 4] affine transform of (R, G, B, 1). Computed on the host, returned on `device`."""
+        draws = color_draws(self.cfg, n, self.host_generator(gen), torch.device("cpu"))
+        return to_device(color_from_draws(self.cfg, n, draws, self.p_host()), device)
 
     @staticmethod
     def apply_color(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
@@ -270,24 +297,24 @@ class AugmentPipe(nn.Module):
             raise ValueError(f"AugmentPipe expects [N, C, H, W], got {tuple(x.shape)}")
         n, c, h, w = x.shape
         device = x.device
-        M = self.geometric_matrix(n, (h, w), gen, device)
-        moved = (M - torch.eye(3, device=device)).abs().amax(dim=(1, 2)) > 0
-        # One device sync for both: which images move, and how much padding they need.
-        info = torch.cat([moved.float(), self.padding(M, (h, w))]).tolist()
-        idx = [i for i in range(n) if info[i]]
-        pads = info[n:]
+        # Which images move and how much padding they need are decided on the host: no device sync.
+        M = self.geometric_matrix(n, (h, w), gen, torch.device("cpu"))
+        moved = ((M - torch.eye(3)).abs().amax(dim=(1, 2)) > 0).tolist()
+        pads = self.padding(M, (h, w)).tolist()
+        idx = [i for i in range(n) if moved[i]]
         if len(idx) == n:
-            x = self.resample(x, M, pads)
+            x = self.resample(x, to_device(M, device), pads)
         elif idx:  # resample only the images that move; the rest stay bit-identical
             batch = idx
             if self.bucket_shapes if self.bucket_shapes is not None else device.type == "cuda":
                 # round the count up to a power of two with still images (their results are dropped):
                 # a handful of shapes for cuDNN's autotuner instead of N
-                still = [i for i in range(n) if not info[i]]
+                still = [i for i in range(n) if not moved[i]]
                 batch = idx + still[:min(n, 1 << (len(idx) - 1).bit_length()) - len(idx)]
-            sel = torch.tensor(batch, device=device)
-            out = self.resample(x.index_select(0, sel), M.index_select(0, sel), pads)[:len(idx)]
-            x = x.index_copy(0, sel[:len(idx)], out)
+            sel_host = torch.tensor(batch)
+            sel = to_device(sel_host, device)
+            out = self.resample(x.index_select(0, sel), to_device(M.index_select(0, sel_host), device), pads)
+            x = x.index_copy(0, sel[:len(idx)], out[:len(idx)])
         if any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"]):
             x = self.apply_color(x, self.color_matrix(n, gen, device))  # identity rows leave images exact
         if self.cfg.imgfilter > 0:

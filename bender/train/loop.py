@@ -228,8 +228,6 @@ class Trainer:
             synthesis_fast = torch.compile(self.G.synthesis, mode=mode)
             D_fast = torch.compile(self.D, mode=mode)
             cuda_graphs = self.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
-            if self.augment is not None:
-                self.augment.compile_matrices()
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=self.gamma, pl_weight=cfg.pl_weight,
                                   style_mixing=cfg.style_mixing, pl_batch_shrink=cfg.pl_batch_shrink,
                                   precision=precision, synthesis_fast=synthesis_fast, D_fast=D_fast,
