@@ -93,9 +93,8 @@ class Arc:
         ua = a64 / na.clamp_min(1e-30)
         ub = b64 / nb.clamp_min(1e-30)
         self.direct = _UnitArc(ua, ub, eps)
-        dot = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
         # Opposite directions: the great circle is not unique; choose one through a fixed perpendicular.
-        opposite = (torch.sin(torch.arccos(dot)) < eps) & (dot < 0)
+        opposite = self.direct.small & (self.direct.dot < 0)
         self.opposite = opposite if bool(opposite.any()) else None
         if self.opposite is not None:
             basis = torch.zeros_like(ua).scatter(-1, ua.abs().argmin(-1, keepdim=True), 1.0)
@@ -125,8 +124,8 @@ class _UnitArc:
     are nearly parallel (sin of the angle under eps)."""
 
     def __init__(self, ua: torch.Tensor, ub: torch.Tensor, eps: float):
-        dot = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
-        self.omega = torch.arccos(dot)
+        self.dot = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
+        self.omega = torch.arccos(self.dot)
         so = torch.sin(self.omega)
         self.small = so < eps
         self.safe = torch.where(self.small, torch.ones_like(so), so)
