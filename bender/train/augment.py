@@ -344,22 +344,11 @@ def geometric_draws(cfg: AugmentConfig, n: int, gen: torch.Generator | None, dev
     """The random numbers `geometric_from_draws` consumes, in its order: (value, coin) per step."""
     rand, randn = _drawer(n, gen, device)
     out: list[torch.Tensor] = []
-    if cfg.xflip > 0:
-        out += [rand(), rand()]
-    if cfg.rotate90 > 0:
-        out += [rand(), rand()]
-    if cfg.xint > 0:
-        out += [rand(n, 2), rand()]
-    if cfg.scale > 0:
-        out += [randn(), rand()]
-    if cfg.rotate > 0:
-        out += [rand(), rand()]
-    if cfg.aniso > 0:
-        out += [randn(), rand()]
-    if cfg.rotate > 0:
-        out += [rand(), rand()]
-    if cfg.xfrac > 0:
-        out += [randn(n, 2), rand()]
+    for name, draw, shape in (("xflip", rand, ()), ("rotate90", rand, ()), ("xint", rand, (n, 2)),
+                              ("scale", randn, ()), ("rotate", rand, ()), ("aniso", randn, ()),
+                              ("rotate", rand, ()), ("xfrac", randn, (n, 2))):
+        if getattr(cfg, name) > 0:
+            out += [draw(*shape), rand()]
     return out
 
 
