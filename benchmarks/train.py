@@ -66,7 +66,7 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
     cfg = make_config("scratch", data=str(data), out=str(tmp / "runs"), batch=args.batch, device=args.device,
                       aug="fixed" if aug else "none", aug_p=args.aug_p if aug else None, precision=args.precision,
                       channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
-                      tick=1e9, timeline=False,
+                      cuda_graphs=args.cuda_graphs, tick=1e9, timeline=False,
                       **arch_opts)
     trainer = Trainer(cfg, quiet=True)
     cuda = trainer.device.type == "cuda"
@@ -76,7 +76,7 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
             torch.cuda.synchronize(trainer.device)
 
     start = time.perf_counter()
-    for _ in range(args.warmup):  # with --compile this includes compiling (and recording CUDA graphs)
+    for _ in range(args.warmup):  # with --compile this includes compiling; --compile and --cuda-graphs record
         trainer.train_step({})
     sync()
     warmup_s = time.perf_counter() - start
@@ -94,7 +94,8 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
     kimg = steps * args.batch / 1000
     return {
         "arch": arch, "res": res, "aug": f"ADA p={args.aug_p:g}" if aug else "off", "batch": args.batch,
-        "mode": f"compile:{args.compile_mode}" if args.compile else "eager", "warm-up s": warmup_s,
+        "mode": f"compile:{args.compile_mode}" if args.compile else "cuda-graphs" if args.cuda_graphs else "eager",
+        "warm-up s": warmup_s,
         "s/kimg": seconds / kimg, "kimg/s": kimg / seconds, "steps": steps,
         "peak GB": torch.cuda.max_memory_allocated(trainer.device) / 2**30 if cuda else float("nan"),
         "G params (M)": sum(p.numel() for p in trainer.G.parameters()) / 1e6,
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile G's synthesis and D (train --compile)")
     parser.add_argument("--compile-mode", default="auto", help="[auto: reduce-overhead on CUDA, default on CPU]")
+    parser.add_argument("--cuda-graphs", action="store_true", help="record each phase as a CUDA graph (train --cuda-graphs)")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     args.res = args.res or ([64, 256, 1024] if cuda else [32, 64])

@@ -7,7 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bender.train.augment import AugmentConfig, AugmentPipe, _translate, geometric_draws, geometric_from_draws
+from bender.train.augment import (
+    AugmentConfig,
+    AugmentPipe,
+    _translate,
+    geometric_draws,
+    geometric_from_draws,
+    host_seed,
+    plan_size,
+    unpack_plan,
+)
 
 
 def _smooth_images(n=4, c=3, size=32, seed=0):
@@ -206,23 +215,70 @@ class _DeviceGenerator:
 
 
 def test_per_image_draws_come_from_the_host():
-    """A CPU generator is used as is (so CPU training draws exactly what it did); a GPU generator
-    stands for a CPU one seeded from it that advances from call to call: D's fakes and reals of one
-    phase get different augmentations, and the same seeds give the same ones again."""
+    """Any generator stands for a CPU one seeded from its seed (derived: not the same stream) that
+    advances from call to call: D's fakes and reals of one phase get different augmentations, the
+    same seeds give the same ones again, and a CPU and a GPU generator with one seed give the same."""
     pipe = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.6)
     g = torch.Generator().manual_seed(4)
-    assert pipe.host_generator(g) is g and pipe.host_generator(None) is None
-    direct = geometric_from_draws(pipe.cfg, 8, geometric_draws(pipe.cfg, 8, torch.Generator().manual_seed(4),
+    assert pipe.host_generator(None) is None
+    assert pipe.host_generator(g) is not g and pipe.host_generator(g) is pipe.host_generator(g)
+    direct = geometric_from_draws(pipe.cfg, 8, geometric_draws(pipe.cfg, 8, torch.Generator().manual_seed(host_seed(4)),
                                                                 torch.device("cpu")), pipe.p, (16, 16))
     assert torch.equal(pipe.geometric_matrix(8, (16, 16), g, torch.device("cpu")), direct)
+    assert host_seed(4) != 4 and host_seed(4) == host_seed(4)
 
-    def two_calls(seed: int) -> list[torch.Tensor]:
-        gen = _DeviceGenerator(seed)
+    def two_calls(gen) -> list[torch.Tensor]:
         return [pipe.geometric_matrix(8, (16, 16), gen, torch.device("cpu")) for _ in range(2)]
 
-    first, second = two_calls(7), two_calls(7)
+    first, second = two_calls(_DeviceGenerator(7)), two_calls(_DeviceGenerator(7))
     assert not torch.equal(first[0], first[1])  # the host generator advanced
     assert all(torch.equal(a, b) for a, b in zip(first, second))  # and is a function of the seed
-    seeded = torch.Generator().manual_seed(7)
-    assert torch.equal(first[0], pipe.geometric_matrix(8, (16, 16), seeded, torch.device("cpu")))
-    assert not torch.equal(two_calls(8)[0], first[0])
+    on_cpu = two_calls(torch.Generator().manual_seed(7))
+    assert all(torch.equal(a, b) for a, b in zip(first, on_cpu))  # the same on either device
+    assert not torch.equal(two_calls(_DeviceGenerator(8))[0], first[0])
+
+
+def _plans(pipe: AugmentPipe, n: int, size, seed: int, calls: int):
+    host = torch.Generator().manual_seed(seed)
+    return [pipe.plan(n, size, host) for _ in range(calls)]
+
+
+@pytest.mark.parametrize("spec,p", [("bgc", 0.5), ("bg", 0.3), ("c", 0.8), ("bgc", 0.0)])
+def test_fixed_plans_give_what_planning_per_call_gives(spec, p):
+    """A plan handed in as device tensors (what a CUDA graph replays: all images resampled with the
+    largest padding, a mask for the still ones) gives the images, and the gradients, that planning
+    in the call gives; the still images stay bit-identical."""
+    x = _smooth_images(n=8, size=24).requires_grad_(True)
+    pipe = AugmentPipe(AugmentConfig.from_spec(spec), p=p)
+    plans = _plans(pipe, 8, (24, 24), seed=5, calls=2)
+    ref = [pipe.apply(x, plan) for plan in plans]
+    packed = [plan.packed() for plan in plans]
+    assert all(t.numel() == plan_size(8, pipe.color_on) for t in packed)
+    with pipe.fixed_plans([unpack_plan(t, 8, pipe.color_on) for t in packed]):
+        out = [pipe(x), pipe(x)]
+    for plan, a, b in zip(plans, ref, out):
+        torch.testing.assert_close(b, a, rtol=0, atol=2e-5)
+        for i in range(8):
+            if not plan.moved[i] and plan.C is None:  # (colour changes images that do not move)
+                assert torch.equal(b[i], x[i])
+    weights = torch.randn(out[0].shape, generator=torch.Generator().manual_seed(1))
+    (g_ref,) = torch.autograd.grad((ref[0] * weights).sum(), x)
+    (g_out,) = torch.autograd.grad((out[0] * weights).sum(), x)
+    # rounding only: the larger padding sums the reflected gradient in another order (measured 2e-6)
+    assert float((g_out - g_ref).norm() / g_ref.norm()) < 1e-5
+    if p > 0 and "g" in spec:
+        assert any(bool(plan.moved.any()) for plan in plans) and not torch.equal(out[0], x)
+
+
+def test_fixed_plans_must_match_the_calls():
+    pipe = AugmentPipe(AugmentConfig.from_spec("bgc"), p=0.5)
+    x = _smooth_images(n=4, size=16)
+    plans = [unpack_plan(plan.packed(), 4, True) for plan in _plans(pipe, 4, (16, 16), 0, 2)]
+    with pytest.raises(RuntimeError, match="went unused"):
+        with pipe.fixed_plans(plans):
+            pipe(x)
+    with pytest.raises(RuntimeError, match="more calls"):
+        with pipe.fixed_plans(plans[:1]):
+            pipe(x)
+            pipe(x)
+    pipe(x, torch.Generator().manual_seed(0))  # and afterwards it plans per call again

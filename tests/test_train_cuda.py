@@ -5,6 +5,7 @@ with the CPU on a step's gradients."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -118,3 +119,38 @@ def test_compiled_step_on_cuda_matches_eager(tmp_path):
     # past cudagraph trees' warm-up and recording, with every phase run (R1 at steps 0 and 16)
     ref, cand = run_lockstep(trainers[0], trainers[1], steps=20)
     assert_same_training(ref, cand, rtol=1e-3, tensor_rtol=1e-2)
+
+
+def test_cuda_graphs_train_like_eager_on_cuda(tmp_path):
+    """--cuda-graphs: every phase recorded (R1 at step 16) and replayed; at every optimizer step the
+    gradients match eager mode's at the same parameters (fp32 without TF32; ADA's fixed padding and
+    the kernels' summation order are the only differences)."""
+    data = make_dataset(tmp_path / "d.zip", count=16)
+    trainers = []
+    for name, graphs in (("eager", False), ("graphs", True)):
+        cfg = make_config("scratch", data=str(data), out=str(tmp_path / name), batch=8, aug="fixed", aug_p=0.5,
+                          device="cuda", precision="fp32", tf32=False, timeline=False, seed=3, cuda_graphs=graphs,
+                          **{**TINY_ARCH, "conv_clamp": 256})
+        torch.manual_seed(0)
+        trainers.append(Trainer(cfg, quiet=True))
+    ref, cand = run_lockstep(trainers[0], trainers[1], steps=18)
+    graphs = trainers[1]._phase_graphs
+    assert sorted(graphs) == [0, 1, 2, 3] and all(g.graph is not None for g in graphs.values())
+    assert_same_training(ref, cand, rtol=1e-3, tensor_rtol=1e-2)
+
+
+def test_a_short_bf16_run_with_cuda_graphs(tmp_path):
+    """The default GPU settings (bf16 blocks, channels_last, the kernels, ADA that adapts p) with
+    every phase replayed: a run with a snapshot, finite losses, p moving, and a continued run."""
+    data = make_dataset(tmp_path / "d.zip", count=16)
+    cfg = make_config("scratch", data=str(data), out=str(tmp_path / "runs"), batch=8, kimg=0.4, snap=0.2,
+                      aug="ada", aug_p=0.3, ada_interval=2, ada_kimg=1.0, device="cuda", timeline=False, seed=5,
+                      cuda_graphs=True, **TINY_ARCH)
+    result = train(cfg, quiet=True)
+    assert result.reason == "done" and abs(result.kimg - 0.4) < 0.01
+    records = ckpt.read_stats(result.run_dir)
+    assert [r["kimg"] for r in records] == [0.0, 0.2, 0.4]
+    assert all(math.isfinite(v) for k, v in records[-1].items() if k.startswith("Loss/"))
+    assert records[-1]["augment_p"] != 0.3  # ADA adjusted p between the replays
+    more = train(replace(cfg, kimg=0.6), continue_run=result.run_dir, quiet=True)
+    assert more.reason == "done" and abs(more.kimg - 0.6) < 0.01

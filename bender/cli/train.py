@@ -62,6 +62,7 @@ def _flag(name: str, help: str):
 @click.option("--compile-mode", type=click.Choice(["auto", "default", "reduce-overhead", "max-autotune",
                                                    "max-autotune-no-cudagraphs"]), default=None,
               help="torch.compile mode. [auto: reduce-overhead (CUDA graphs) on CUDA, default on CPU]")
+@_flag("cuda-graphs", "Record each training phase as a CUDA graph and replay it (CUDA; not with --compile). [off]")
 @_flag("tf32", "TF32 matmuls/convolutions on Ampere+ GPUs. [on]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes when streaming. [2]")
 @click.option("--data-cache", type=click.Choice(["auto", "memory", "stream"]), default=None,

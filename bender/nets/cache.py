@@ -5,16 +5,32 @@ them: the squared kernel sums used by demodulation, or a copy in the memory layo
 convolution wants. Recomputing those every call cost about a third of CPU generation time.
 The cache is keyed on the weight object itself (a weak reference) and its version counter, so
 in-place updates, `load_state_dict` and swapped-in blended weights all invalidate it; with
-gradients enabled, and inside torch.compile (where a Python-side cache would break the graph at every
-layer), it is bypassed.
+gradients enabled, inside torch.compile (where a Python-side cache would break the graph at every
+layer) and while a CUDA graph is being recorded (its replays would reuse a stale entry), it is bypassed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+
+
+_bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("bender_derived_weights_bypass", default=False)
+
+
+@contextlib.contextmanager
+def bypassed() -> Iterator[None]:
+    """Derive every weight afresh within: what recording a CUDA graph needs (also detected on its
+    own), and what an emulated recording must do to issue the same operations as a real one."""
+    token = _bypass.set(True)
+    try:
+        yield
+    finally:
+        _bypass.reset(token)
 
 
 class DerivedWeights:
@@ -24,6 +40,8 @@ class DerivedWeights:
     def get(self, name: str, weight: torch.Tensor, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return make(weight)  # compiled code derives them in-graph (and fuses it); no Python cache
+        if _bypass.get() or (weight.is_cuda and torch.cuda.is_current_stream_capturing()):
+            return make(weight)  # a CUDA graph must derive them on every replay, not reuse this call's
         if (torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference():
             return make(weight)  # inference tensors have no version counter to validate against
         hit = self._store.get(name)

@@ -26,10 +26,11 @@ differentiable with respect to the images (D's gradient flows through to G's fak
 Random numbers come from an explicit `torch.Generator`, so a training step is reproducible from
 (seed, step) alone — that is what makes resumed and multi-GPU runs match single-process ones.
 Everything decided per image (the draws, the matrices, which images move, the padding) is
-computed on the host, even when the images are on a GPU: a GPU generator stands for a CPU one
-seeded from it. There it is a few hundred tiny CPU operations and two small copies per call; on the
-device it was as many kernel launches and a device sync, three or four calls a training step whose
-time is mostly the host issuing work.
+computed on the host as an `AugmentPlan`, even when the images are on a GPU: the step's generator
+stands for a CPU one seeded from it. There it is a few hundred tiny CPU operations and two small
+copies per call; on the device it was as many kernel launches and a device sync, three or four calls
+a training step whose time is mostly the host issuing work. A CUDA-graph replay of a training phase
+(`bender.train.graphs`) gets its plans made beforehand and copied into fixed buffers (`fixed_plans`).
 
 The buffer names (`p`, `Hz_geom`, `Hz_fbank`) are those of NVIDIA's AugmentPipe, so p round-trips
 into exported NVIDIA pickles. The filters are our own designs (windowed sinc), not NVIDIA's.
@@ -37,6 +38,7 @@ into exported NVIDIA pickles. The filters are our own designs (windowed sinc), n
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -144,20 +146,23 @@ class AugmentPipe(nn.Module):
         self.bucket_shapes: bool | None = None  # None: on for CUDA (see forward)
         self._host_gens: list[tuple[torch.Generator, torch.Generator]] = []  # (GPU generator, its CPU one)
         self._p_seen: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (p, its version, p on the host)
+        self._fixed: list | None = None  # plans handed in (see fixed_plans)
 
     # -- the host side ----------------------------------------------------------------------------
 
     def host_generator(self, gen: torch.Generator | None) -> torch.Generator | None:
-        """The generator the per-image draws come from: `gen` itself when it is a CPU one (or None:
-        the global CPU generator); for a GPU generator, a CPU generator seeded from its seed, made
-        on first use and advancing from call to call, so a training step stays a function of its
-        seeds (the recent pairs are kept: the trainer makes a fresh generator per phase)."""
-        if gen is None or gen.device.type == "cpu":
-            return gen
+        """The generator the per-image draws come from: None (the global CPU generator) for None;
+        otherwise a CPU generator seeded from `gen`'s seed (`host_seed`), made on first use and
+        advancing from call to call, so a training step stays a function of its seeds (the recent
+        pairs are kept: the trainer makes a fresh generator per phase). Being apart from `gen`, the
+        draws are the same whether the images are on a CPU or a GPU, and whether the phase runs
+        eagerly or as a CUDA graph that was handed its plans (`fixed_plans`)."""
+        if gen is None:
+            return None
         for device_gen, host_gen in self._host_gens:
             if device_gen is gen:
                 return host_gen
-        host_gen = torch.Generator().manual_seed(gen.initial_seed())
+        host_gen = torch.Generator().manual_seed(host_seed(gen.initial_seed()))
         self._host_gens = self._host_gens[-7:] + [(gen, host_gen)]
         return host_gen
 
@@ -267,13 +272,15 @@ class AugmentPipe(nn.Module):
 
     # -- filtering --------------------------------------------------------------------------------
 
-    def filter_images(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        """Scale four frequency bands by random gains (separable; expected energy preserved)."""
+    def filter_images(self, x: torch.Tensor, gen: torch.Generator | None, skip_when_idle: bool = True
+                      ) -> torch.Tensor:
+        """Scale four frequency bands by random gains (separable; expected energy preserved).
+        `skip_when_idle` returns x untouched when no image is filtered (a device sync)."""
         n, c, h, w = x.shape
         bands = self.Hz_fbank.shape[0]
         gains = torch.exp2(torch.randn([n, bands], device=x.device, generator=gen) * self.cfg.imgfilter_std)
         on = torch.rand([n, bands], device=x.device, generator=gen) < self.p * self.cfg.imgfilter
-        if not bool(on.any()):
+        if skip_when_idle and not bool(on.any()):
             return x
         gains = torch.where(on, gains, torch.ones_like(gains))
         # Natural images carry about equal energy per octave; the lowest band spans
@@ -295,15 +302,38 @@ class AugmentPipe(nn.Module):
     def forward(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"AugmentPipe expects [N, C, H, W], got {tuple(x.shape)}")
-        n, c, h, w = x.shape
+        if self._fixed is not None:
+            if not self._fixed:
+                raise RuntimeError("AugmentPipe: more calls than plans handed to fixed_plans()")
+            M, moved, C = self._fixed.pop(0)
+            return self.apply_fixed(x, M, moved, C, gen)
+        return self.apply(x, self.plan(x.shape[0], (x.shape[2], x.shape[3]), gen), gen)
+
+    def plan(self, n: int, size: tuple[int, int], gen: torch.Generator | None) -> AugmentPlan:
+        """Everything this call decides per image, on the host (see the module docstring)."""
+        M = self.geometric_matrix(n, size, gen, torch.device("cpu"))
+        moved = (M - torch.eye(3)).abs().amax(dim=(1, 2)) > 0
+        pads = [int(v) for v in self.padding(M, size).tolist()]
+        C = self.color_matrix(n, gen, torch.device("cpu")) if self.color_on else None
+        return AugmentPlan(M, moved, pads, C)
+
+    @property
+    def geometric_on(self) -> bool:
+        return any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["b"] + SPEC_GROUPS["g"])
+
+    @property
+    def color_on(self) -> bool:
+        return any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"])
+
+    def apply(self, x: torch.Tensor, plan: AugmentPlan, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Carry out a plan, touching only what it changes: the images that move are resampled (with
+        the padding they need), the others stay bit-identical."""
+        n = x.shape[0]
         device = x.device
-        # Which images move and how much padding they need are decided on the host: no device sync.
-        M = self.geometric_matrix(n, (h, w), gen, torch.device("cpu"))
-        moved = ((M - torch.eye(3)).abs().amax(dim=(1, 2)) > 0).tolist()
-        pads = self.padding(M, (h, w)).tolist()
+        moved = plan.moved.tolist()
         idx = [i for i in range(n) if moved[i]]
         if len(idx) == n:
-            x = self.resample(x, to_device(M, device), pads)
+            x = self.resample(x, to_device(plan.M, device), plan.pads)
         elif idx:  # resample only the images that move; the rest stay bit-identical
             batch = idx
             if self.bucket_shapes if self.bucket_shapes is not None else device.type == "cuda":
@@ -313,13 +343,75 @@ class AugmentPipe(nn.Module):
                 batch = idx + still[:min(n, 1 << (len(idx) - 1).bit_length()) - len(idx)]
             sel_host = torch.tensor(batch)
             sel = to_device(sel_host, device)
-            out = self.resample(x.index_select(0, sel), to_device(M.index_select(0, sel_host), device), pads)
+            out = self.resample(x.index_select(0, sel), to_device(plan.M.index_select(0, sel_host), device),
+                                plan.pads)
             x = x.index_copy(0, sel[:len(idx)], out[:len(idx)])
-        if any(getattr(self.cfg, k) > 0 for k in SPEC_GROUPS["c"]):
-            x = self.apply_color(x, self.color_matrix(n, gen, device))  # identity rows leave images exact
+        if plan.C is not None:
+            x = self.apply_color(x, to_device(plan.C, device))  # identity rows leave images exact
         if self.cfg.imgfilter > 0:
             x = self.filter_images(x, gen)
         return x
+
+    def apply_fixed(self, x: torch.Tensor, M: torch.Tensor, moved: torch.Tensor, C: torch.Tensor | None,
+                    gen: torch.Generator | None = None) -> torch.Tensor:
+        """Carry out a plan given as device tensors, with the same shapes and operations whatever it
+        says (what a CUDA graph needs): every image is resampled with the largest padding, and a mask
+        keeps the ones that do not move. The same result as `apply`, at more arithmetic."""
+        n, _, h, w = x.shape
+        if self.geometric_on:
+            out = self.resample(x, M, [max(h, w)] * 4)  # capped at one image size on each side
+            x = torch.where(moved.reshape(n, 1, 1, 1), out, x)
+        if C is not None:
+            x = self.apply_color(x, C)
+        if self.cfg.imgfilter > 0:
+            x = self.filter_images(x, gen, skip_when_idle=False)
+        return x
+
+    @contextlib.contextmanager
+    def fixed_plans(self, plans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]):
+        """Within: each call takes the next (M, moved, C) of `plans` (device tensors, e.g. views of a
+        CUDA graph's input buffer) instead of drawing and planning; all must be used."""
+        self._fixed = list(plans)
+        try:
+            yield
+            if self._fixed:
+                raise RuntimeError(f"AugmentPipe: {len(self._fixed)} plan(s) handed to fixed_plans() went unused")
+        finally:
+            self._fixed = None
+
+
+@dataclass
+class AugmentPlan:
+    """What one call decides per image, made on the host before any image is touched."""
+
+    M: torch.Tensor  # [n, 3, 3] geometric: output pixel -> input pixel
+    moved: torch.Tensor  # [n] bool: M is not the identity
+    pads: list[int]  # [x0, y0, x1, y1]: the reflect padding the moving images need
+    C: torch.Tensor | None  # [n, 4, 4] colour, None when colour augmentation is off
+
+    def packed(self) -> torch.Tensor:
+        """M, moved and C as one flat float32 tensor (`unpack_plan` takes it apart again)."""
+        parts = [self.M.reshape(-1), self.moved.float()] + ([self.C.reshape(-1)] if self.C is not None else [])
+        return torch.cat(parts)
+
+
+def plan_size(n: int, color: bool) -> int:
+    """Length of `AugmentPlan.packed()` for n images."""
+    return n * (9 + 1 + (16 if color else 0))
+
+
+def unpack_plan(flat: torch.Tensor, n: int, color: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(M, moved, C) views and masks of a packed plan (on whatever device `flat` is)."""
+    M = flat[:9 * n].view(n, 3, 3)
+    moved = flat[9 * n:10 * n] > 0.5
+    C = flat[10 * n:26 * n].view(n, 4, 4) if color else None
+    return M, moved, C
+
+
+def host_seed(seed: int) -> int:
+    """The seed of the host generator that stands beside a generator seeded with `seed`: derived,
+    so that its numbers are not the same stream as that generator's own."""
+    return int(np.random.SeedSequence([seed, 0xADA]).generate_state(1, np.uint64)[0] & ((1 << 63) - 1))
 
 
 # -- the per-image matrices -------------------------------------------------------------------

@@ -29,7 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Settings `--continue` may change; everything else must match the run's config.json.
 # (lr_scale and gamma: the way past a NaN is to continue from the last snapshot with gentler values.)
-CONTINUE_OVERRIDABLE = ("kimg", "snap", "device", "precision", "channels_last", "compile", "compile_mode", "tf32",
+CONTINUE_OVERRIDABLE = ("kimg", "snap", "device", "precision", "channels_last", "compile", "compile_mode",
+                        "cuda_graphs", "tf32",
                         "workers", "data_cache", "export_pkl", "timeline", "stop_when", "batch_gpu", "tick", "lr_scale",
                         "gamma")
 
@@ -101,6 +102,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the non-regularisation passes
     # 'auto' (CUDA: 'reduce-overhead', i.e. CUDA graphs; CPU: 'default') or any torch.compile mode
     compile_mode: str = "auto"
+    cuda_graphs: bool = False  # record each phase as a CUDA graph and replay it (bender/train/graphs.py)
     tf32: bool = True
     workers: int = 2
     data_cache: str = "auto"  # 'auto' | 'memory' | 'stream'

@@ -12,6 +12,7 @@ compute exactly what one process does with B split into N accumulation rounds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -29,7 +30,7 @@ from bender.fileio import atomic_write_text
 from bender.io.model import Model
 from bender.train import checkpoint as ckpt
 from bender.train import ddp
-from bender.train.augment import AugmentConfig, AugmentPipe, ada_adjust
+from bender.train.augment import AugmentConfig, AugmentPipe, ada_adjust, plan_size, unpack_plan
 from bender.train.config import (
     TrainConfig,
     auto_ema_kimg,
@@ -40,6 +41,7 @@ from bender.train.config import (
 from bender.train.data import TrainingData
 from bender.train.ema import ema_beta, update_ema
 from bender.train.events import SnapshotEvent, StopCondition
+from bender.train.graphs import PhaseGraph, seed_default_generator
 from bender.train.loss import Precision, StyleGAN2Loss, own_grads
 from bender.train.networks import (
     build_scratch,
@@ -136,6 +138,9 @@ class Trainer:
 
         self._setup_batch()
         self._setup_training(model)
+        self._phase_graphs: dict[int, PhaseGraph] | None = None
+        if cfg.cuda_graphs:
+            self.enable_cuda_graphs()
         self.cur_nimg = 0
         self.step = 0
         self.elapsed = 0.0
@@ -296,9 +301,12 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def _generator(self, phase: int, micro: int) -> torch.Generator:
+    def _seed(self, phase: int, micro: int) -> int:
         seed = np.random.SeedSequence([self.cfg.seed, self.step, phase, micro]).generate_state(2, np.uint64)[0]
-        return torch.Generator(device=self.device).manual_seed(int(seed) & ((1 << 63) - 1))
+        return int(seed) & ((1 << 63) - 1)
+
+    def _generator(self, phase: int, micro: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self._seed(phase, micro))
 
     def train_step(self, acc: dict[str, torch.Tensor]) -> None:
         cfg = self.cfg
@@ -309,17 +317,25 @@ class Trainer:
         reals, cs = real_all.split(bg), c_all.split(bg)
         share = bg / cfg.batch
         extra: dict[str, torch.Tensor] = {}
+        graphed = self._phase_graphs is not None and self.step > 0
+        if graphed:
+            self._write_graph_inputs(real_all, c_all)
         for index, phase in enumerate(self.phases):
             if self.step % phase.interval:
                 continue
             self._train_only(phase.net)
+            weight = share * (phase.interval if phase.reg else 1)
+            if graphed and (phase.name != "Greg" or self.loss.pl_ready):
+                self._collect(self._replay_phase(index, phase, weight), acc, extra)
+                ddp.sum_grads_(self.params[phase.net])
+                self.opt[phase.net].step()
+                continue
             self.opt[phase.net].zero_grad(set_to_none=True)
             summed = None
             for k in range(rounds):
                 gen = self._generator(index, self.dist.rank * rounds + k)
                 z = torch.randn([bg, self.G.z_dim], device=self.device, generator=gen)
                 c_gen = self.data.random_labels(bg, gen) if self.use_labels else c_all[:bg, :0]
-                weight = share * (phase.interval if phase.reg else 1)
                 if phase.name == "Gmain":
                     out = self.loss.g_main(z, c_gen, gen, weight)
                 elif phase.name == "Greg":
@@ -328,12 +344,7 @@ class Trainer:
                     out = self.loss.d_main(reals[k], cs[k], z, c_gen, gen, weight)
                 else:
                     out = self.loss.d_r1(reals[k], cs[k], gen, weight)
-                for key, value in out.items():
-                    if key.startswith(("Loss/", "Scores/")):
-                        _add(acc, key, value.float())
-                        _add(acc, key + "#", torch.ones([], device=self.device))
-                    else:
-                        _add(extra, key, value.float())
+                self._collect(out, acc, extra)
                 if rounds > 1:
                     if self.loss.cuda_graphs:  # the next round replays the graphs these came from
                         own_grads(self.params[phase.net])
@@ -370,6 +381,88 @@ class Trainer:
                     self.ada_count.zero_()
         self.step += 1
         self.cur_nimg += cfg.batch
+
+    def _collect(self, out: dict[str, torch.Tensor], acc: dict[str, torch.Tensor],
+                 extra: dict[str, torch.Tensor]) -> None:
+        """Losses and scores go to the progress statistics, the rest to the step's global sums."""
+        for key, value in out.items():
+            if key.startswith(("Loss/", "Scores/")):
+                _add(acc, key, value.float())
+                _add(acc, key + "#", torch.ones([], device=self.device))
+            else:
+                _add(extra, key, value.float())
+
+    # -- CUDA graphs (bender/train/graphs.py) -----------------------------------------------------
+
+    ADA_CALLS = {"Gmain": 1, "Greg": 0, "Dmain": 2, "Dreg": 1}  # augmentations each phase runs, in order
+
+    def enable_cuda_graphs(self, emulate: bool = False) -> None:
+        """Record each phase as a CUDA graph the first time it runs after step 0, then replay it.
+        `emulate` stands in for CUDA on a CPU (tests; see bender.train.graphs)."""
+        if not emulate and self.device.type != "cuda":
+            raise BenderError(f"--cuda-graphs needs a CUDA GPU (this run is on {self.device}); "
+                              "leave it out to train eagerly")
+        if self.cfg.compile:
+            raise BenderError("--cuda-graphs and --compile both record CUDA graphs: choose one")
+        if self.rounds > 1:
+            raise BenderError(f"--cuda-graphs records whole per-process batches: leave --batch-gpu unset "
+                              f"(or set it to {self.batch_gpu * self.rounds})")
+        self._phase_graphs = {}
+        self._graphs_emulated = emulate
+        res, channels = self.G.img_resolution, self.G.img_channels
+        self._graph_inputs = (torch.zeros([self.batch_gpu, channels, res, res], device=self.device),
+                              torch.zeros([self.batch_gpu, self.G.c_dim if self.use_labels else 0],
+                                          device=self.device))
+        self._plan_buffers: dict[int, torch.Tensor] = {}
+
+    def _replay_phase(self, index: int, phase: Phase, weight: float) -> dict[str, torch.Tensor]:
+        seed = self._seed(index, self.dist.rank)
+        calls = self.ADA_CALLS[phase.name] if self.augment is not None else 0
+        if calls:
+            self._write_plans(index, seed, calls)
+        graph = self._phase_graphs.get(index)
+        if graph is None:
+            graph = PhaseGraph(self._phase_fn(phase, weight, calls, self._plan_buffers.get(index)),
+                               self.params[phase.net], self.device, emulate=self._graphs_emulated)
+            graph.capture()
+            self._phase_graphs[index] = graph
+        seed_default_generator(self.device, seed)
+        return graph.replay()
+
+    def _write_graph_inputs(self, real: torch.Tensor, c: torch.Tensor) -> None:
+        self._graph_inputs[0].copy_(real)
+        self._graph_inputs[1].copy_(c)
+
+    def _write_plans(self, index: int, seed: int, calls: int) -> None:
+        """This step's augmentation plans for phase `index` (from the seeds eager mode uses) into its
+        fixed buffer: one copy, queued without waiting for the GPU."""
+        stand_in = torch.Generator().manual_seed(seed)  # the pipe derives its host generator from the seed
+        size = tuple(self._graph_inputs[0].shape[2:])
+        packed = torch.cat([self.augment.plan(self.batch_gpu, size, stand_in).packed() for _ in range(calls)])
+        buffer = self._plan_buffers.setdefault(index, torch.empty(packed.shape, device=self.device))
+        buffer.copy_(packed.pin_memory() if self.device.type == "cuda" else packed, non_blocking=True)
+
+    def _phase_fn(self, phase: Phase, weight: float, calls: int, plans: torch.Tensor | None):
+        """The phase as the graph records it: fixed inputs, the default generator, ADA's plans handed in."""
+        bg, loss, augment = self.batch_gpu, self.loss, self.augment
+        real, c_real = self._graph_inputs
+        color = augment is not None and augment.color_on
+        n = plan_size(bg, color)
+
+        def run() -> dict[str, torch.Tensor]:
+            z = torch.randn([bg, self.G.z_dim], device=self.device)
+            c_gen = self.data.random_labels(bg, None) if self.use_labels else c_real[:, :0]
+            fixed = [unpack_plan(plans[k * n:(k + 1) * n], bg, color) for k in range(calls)]
+            with augment.fixed_plans(fixed) if calls else contextlib.nullcontext():
+                if phase.name == "Gmain":
+                    return loss.g_main(z, c_gen, None, weight)
+                if phase.name == "Greg":
+                    return loss.g_pl(z, c_gen, None, weight)
+                if phase.name == "Dmain":
+                    return loss.d_main(real, c_real, z, c_gen, None, weight)
+                return loss.d_r1(real, c_real, None, weight)
+
+        return run
 
     def _train_only(self, net: str | None) -> None:
         for name, params in self.params.items():
