@@ -11,7 +11,9 @@ host's share (the CPU count differs from the GPU's where paths differ: Adam is p
 multi-tensor on CUDA, resampling uses `fir_separable` on CPU and the kernels on CUDA). Every
 aten-level call is counted, views included, through a `TorchDispatchMode`; autograd's backward
 operations count too. Phases: the loss terms (`g_main`, `g_pl` every 4 steps, `d_main`, `d_r1` every
-16 steps; ADA counted apart although it runs inside them), Adam, G_ema, the rest.
+16 steps; ADA counted apart although it runs inside them), Adam, G_ema, the rest. With
+`--cuda-graphs` the phases are one CUDA-graph replay each on a GPU; on a CPU their replays are
+emulated and counted in a row of their own, so the rest is what the host still issues per step.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--res", type=int, default=256)
     ap.add_argument("--aug", choices=["on", "off"], default="on")
     ap.add_argument("--steps", type=int, default=16, help="counted steps (16 = one full lazy-regularisation cycle)")
+    ap.add_argument("--cuda-graphs", action="store_true", help="the step of train --cuda-graphs (emulated on a CPU)")
     args = ap.parse_args()
     cuda = args.device.startswith("cuda")
     # On a GPU the real config; on a CPU the same blocks and layers with few channels (the count
@@ -73,13 +76,21 @@ def main() -> None:
                           aug="fixed" if args.aug == "on" else "none", aug_p=0.5 if args.aug == "on" else None,
                           tick=1e9, timeline=False, mbstd_group=4, **arch)
         trainer = loop.Trainer(cfg, quiet=True)
-        for _ in range(2):  # allocator, cuDNN and the first lazy-regularisation steps out of the way
+        if args.cuda_graphs:  # on a CPU the replays are emulated: their operations are counted apart
+            trainer.enable_cuda_graphs(emulate=not cuda)
+        # allocator, cuDNN and the first lazy-regularisation steps out of the way (with --cuda-graphs:
+        # every phase recorded, R1 at step 16)
+        for _ in range(17 if args.cuda_graphs else 2):
             trainer.train_step({})
         counter = PhaseCounter()
-        for name in ("g_main", "g_pl", "d_main", "d_r1"):
-            setattr(trainer.loss, name, counter.label(getattr(trainer.loss, name), name))
-        if trainer.augment is not None:
-            trainer.augment.forward = counter.label(trainer.augment.forward, "ADA (inside the losses)")
+        if args.cuda_graphs:
+            for graph in trainer._phase_graphs.values():
+                graph._run = counter.label(graph._run, "recorded phases (on a GPU: one replay each)")
+        else:
+            for name in ("g_main", "g_pl", "d_main", "d_r1"):
+                setattr(trainer.loss, name, counter.label(getattr(trainer.loss, name), name))
+            if trainer.augment is not None:
+                trainer.augment.forward = counter.label(trainer.augment.forward, "ADA (inside the losses)")
         for net in ("G", "D"):
             trainer.opt[net].step = counter.label(trainer.opt[net].step, "Adam")
         real_ema = loop.update_ema
@@ -93,7 +104,7 @@ def main() -> None:
     total = sum(counter.counts.values())
     where = torch.cuda.get_device_name() if cuda else "CPU"
     print(f"# operations per training step: {args.res}², batch 16, ADA {args.aug}, {where}, torch {torch.__version__}, "
-          f"mean over {args.steps} steps")
+          f"{'CUDA graphs, ' if args.cuda_graphs else ''}mean over {args.steps} steps")
     print("| phase | ops/step | share |")
     print("|---|---:|---:|")
     for name, n in counter.counts.most_common():

@@ -76,7 +76,8 @@ class PhaseGraph:
         torch.cuda.current_stream(self.device).wait_stream(stream)
         self._clear_grads()  # so the recorded backward writes the gradients, not adds to them
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: a DataLoader's pin-memory thread may allocate while this thread records
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.outputs = self.run()
         self.grads = [p.grad for p in self.params]
 
