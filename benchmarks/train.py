@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile G's synthesis and D (train --compile)")
     parser.add_argument("--compile-mode", default="auto", help="[auto: reduce-overhead on CUDA, default on CPU]")
-    parser.add_argument("--cuda-graphs", action="store_true", help="record each phase as a CUDA graph (train --cuda-graphs)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="record each phase as a CUDA graph (train --cuda-graphs)")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     args.res = args.res or ([64, 256, 1024] if cuda else [32, 64])

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 import train as train_bench  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from bender.train import loop  # noqa: E402
+from bender.train import graphs, loop  # noqa: E402
 from bender.train.config import make_config  # noqa: E402
 
 
@@ -83,9 +83,8 @@ def main() -> None:
         for _ in range(17 if args.cuda_graphs else 2):
             trainer.train_step({})
         counter = PhaseCounter()
-        if args.cuda_graphs:
-            for graph in trainer._phase_graphs.values():
-                graph._run = counter.label(graph._run, "recorded phases (on a GPU: one replay each)")
+        if args.cuda_graphs:  # (recording a graph for a new ADA padding counts here too: it is rare)
+            graphs.PhaseGraph.run = counter.label(graphs.PhaseGraph.run, "recorded phases (on a GPU: one replay each)")
         else:
             for name in ("g_main", "g_pl", "d_main", "d_r1"):
                 setattr(trainer.loss, name, counter.label(getattr(trainer.loss, name), name))

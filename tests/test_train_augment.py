@@ -254,7 +254,10 @@ def test_fixed_plans_give_what_planning_per_call_gives(spec, p):
     ref = [pipe.apply(x, plan) for plan in plans]
     packed = [plan.packed() for plan in plans]
     assert all(t.numel() == plan_size(8, pipe.color_on) for t in packed)
-    with pipe.fixed_plans([unpack_plan(t, 8, pipe.color_on) for t in packed]):
+    pad = pipe.fixed_padding(plans, (24, 24))  # what they need, in steps of an eighth of the size
+    need = max([max(plan.pads) for plan in plans if plan.moved.any()], default=0)
+    assert pad % 4 == 0 and (need <= pad < need + 4 or pad == 24)
+    with pipe.fixed_plans([unpack_plan(t, 8, pipe.color_on) for t in packed], pad):
         out = [pipe(x), pipe(x)]
     for plan, a, b in zip(plans, ref, out):
         torch.testing.assert_close(b, a, rtol=0, atol=2e-5)

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-
 _bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("bender_derived_weights_bypass", default=False)
 
 

@@ -147,6 +147,7 @@ class AugmentPipe(nn.Module):
         self._host_gens: list[tuple[torch.Generator, torch.Generator]] = []  # (GPU generator, its CPU one)
         self._p_seen: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (p, its version, p on the host)
         self._fixed: list | None = None  # plans handed in (see fixed_plans)
+        self._fixed_pad: int | None = None
 
     # -- the host side ----------------------------------------------------------------------------
 
@@ -306,7 +307,7 @@ class AugmentPipe(nn.Module):
             if not self._fixed:
                 raise RuntimeError("AugmentPipe: more calls than plans handed to fixed_plans()")
             M, moved, C = self._fixed.pop(0)
-            return self.apply_fixed(x, M, moved, C, gen)
+            return self.apply_fixed(x, M, moved, C, gen, pad=self._fixed_pad)
         return self.apply(x, self.plan(x.shape[0], (x.shape[2], x.shape[3]), gen), gen)
 
     def plan(self, n: int, size: tuple[int, int], gen: torch.Generator | None) -> AugmentPlan:
@@ -353,13 +354,15 @@ class AugmentPipe(nn.Module):
         return x
 
     def apply_fixed(self, x: torch.Tensor, M: torch.Tensor, moved: torch.Tensor, C: torch.Tensor | None,
-                    gen: torch.Generator | None = None) -> torch.Tensor:
+                    gen: torch.Generator | None = None, pad: int | None = None) -> torch.Tensor:
         """Carry out a plan given as device tensors, with the same shapes and operations whatever it
-        says (what a CUDA graph needs): every image is resampled with the largest padding, and a mask
-        keeps the ones that do not move. The same result as `apply`, at more arithmetic."""
+        says (what a CUDA graph needs): every image is resampled with padding `pad` (at least what
+        the plan needs: see `fixed_padding`; None: the most there can be), and a mask keeps the ones
+        that do not move. The same result as `apply`, at more arithmetic."""
         n, _, h, w = x.shape
         if self.geometric_on:
-            out = self.resample(x, M, [max(h, w)] * 4)  # capped at one image size on each side
+            pad = max(h, w) if pad is None else pad  # resample caps it at one image size on each side
+            out = self.resample(x, M, [pad] * 4)
             x = torch.where(moved.reshape(n, 1, 1, 1), out, x)
         if C is not None:
             x = self.apply_color(x, C)
@@ -367,11 +370,25 @@ class AugmentPipe(nn.Module):
             x = self.filter_images(x, gen, skip_when_idle=False)
         return x
 
+    @staticmethod
+    def fixed_padding(plans: list[AugmentPlan], size: tuple[int, int]) -> int:
+        """The padding `apply_fixed` should use for these plans: what they need, rounded up to an
+        eighth of the image size. A CUDA graph is recorded per padding, so eight or nine shapes at
+        most, instead of always padding by a whole image (2.25x the pixels of a typical half-image
+        padding, and gigabytes at 1024²)."""
+        h, w = size
+        quantum = max(4, min(h, w) // 8)
+        need = max((max(plan.pads) for plan in plans if bool(plan.moved.any())), default=0)
+        return min(-(-need // quantum) * quantum, max(h, w))
+
     @contextlib.contextmanager
-    def fixed_plans(self, plans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]):
+    def fixed_plans(self, plans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+                    pad: int | None = None):
         """Within: each call takes the next (M, moved, C) of `plans` (device tensors, e.g. views of a
-        CUDA graph's input buffer) instead of drawing and planning; all must be used."""
+        CUDA graph's input buffer) and resamples with padding `pad` (`fixed_padding`), instead of
+        drawing and planning; all plans must be used."""
         self._fixed = list(plans)
+        self._fixed_pad = pad
         try:
             yield
             if self._fixed:

@@ -7,8 +7,9 @@ phase's kernels once (forward, backward, the gradients it leaves) and replays th
 
 What a replay needs, and how the trainer provides it:
 - The same shapes and the same memory every time. The reals and labels are copied into fixed
-  buffers. ADA resamples every image with the largest padding and keeps the still ones by a mask
-  (`AugmentPipe.fixed_plans`) instead of choosing images and padding per step.
+  buffers. ADA resamples every image and keeps the still ones by a mask (`AugmentPipe.fixed_plans`)
+  instead of choosing images per step, and its padding is rounded up to an eighth of the image
+  size: one graph per phase and padding, eight or nine at most, all in one memory pool.
 - No decisions on the host inside the phase. ADA's per-image plans are made on the host before the
   replay, from the same seeds as in eager mode, and copied into one fixed device buffer per phase.
 - Fresh random numbers each step. The phase draws from the device's default generator, which CUDA
@@ -43,11 +44,12 @@ class PhaseGraph:
     """One training phase as a CUDA graph: `capture()` once, then `replay()` each time it is due."""
 
     def __init__(self, run: Callable[[], dict[str, torch.Tensor]], params: list[torch.nn.Parameter],
-                 device: torch.device, emulate: bool = False, warmup: int = 2):
+                 device: torch.device, emulate: bool = False, warmup: int = 2, pool=None):
         self._run = run  # reads only fixed buffers, draws from the default generator
         self.params = params  # the parameters this phase trains (their .grad are its gradients)
         self.device = device
         self.emulate = emulate
+        self.pool = pool  # a memory pool shared with the other phases' graphs (see `shared_pool`)
         self.warmup = warmup
         self.graph: torch.cuda.CUDAGraph | None = None
         self.outputs: dict[str, torch.Tensor] = {}
@@ -77,7 +79,7 @@ class PhaseGraph:
         self._clear_grads()  # so the recorded backward writes the gradients, not adds to them
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: a DataLoader's pin-memory thread may allocate while this thread records
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
             self.outputs = self.run()
         self.grads = [p.grad for p in self.params]
 
@@ -103,6 +105,20 @@ class PhaseGraph:
         bound them to its own since)."""
         for p, static in zip(self.params, self.grads):
             p.grad = static
+
+
+def shared_pool(device: torch.device):
+    """One memory pool for all of a trainer's phase graphs (None when emulating).
+
+    A graph recorded into a pool may reuse, at recording time, memory that graphs recorded before it
+    freed, i.e. their temporaries. So replaying one graph overwrites the temporaries of the others,
+    and may overwrite another graph's outputs wherever they landed in such memory. That is safe here
+    because a phase's outputs are consumed before any other phase replays: they are copied out, and
+    its gradients are applied by Adam, right after its replay, and nothing reads them later. Inputs
+    live outside the pool. One pool instead of four keeps memory near that of eager mode, which
+    matters at 1024². The CUDA lockstep test replays the phases in every order a run does.
+    """
+    return torch.cuda.graph_pool_handle() if device.type == "cuda" else None
 
 
 def seed_default_generator(device: torch.device, seed: int) -> None:

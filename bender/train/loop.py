@@ -41,7 +41,7 @@ from bender.train.config import (
 from bender.train.data import TrainingData
 from bender.train.ema import ema_beta, update_ema
 from bender.train.events import SnapshotEvent, StopCondition
-from bender.train.graphs import PhaseGraph, seed_default_generator
+from bender.train.graphs import PhaseGraph, seed_default_generator, shared_pool
 from bender.train.loss import Precision, StyleGAN2Loss, own_grads
 from bender.train.networks import (
     build_scratch,
@@ -138,7 +138,7 @@ class Trainer:
 
         self._setup_batch()
         self._setup_training(model)
-        self._phase_graphs: dict[int, PhaseGraph] | None = None
+        self._phase_graphs: dict[tuple[int, int], PhaseGraph] | None = None  # by (phase, ADA padding)
         if cfg.cuda_graphs:
             self.enable_cuda_graphs()
         self.cur_nimg = 0
@@ -414,18 +414,19 @@ class Trainer:
                               torch.zeros([self.batch_gpu, self.G.c_dim if self.use_labels else 0],
                                           device=self.device))
         self._plan_buffers: dict[int, torch.Tensor] = {}
+        self._graph_pool = None if emulate else shared_pool(self.device)
 
     def _replay_phase(self, index: int, phase: Phase, weight: float) -> dict[str, torch.Tensor]:
         seed = self._seed(index, self.dist.rank)
         calls = self.ADA_CALLS[phase.name] if self.augment is not None else 0
-        if calls:
-            self._write_plans(index, seed, calls)
-        graph = self._phase_graphs.get(index)
+        pad = self._write_plans(index, seed, calls) if calls else 0
+        graph = self._phase_graphs.get((index, pad))  # one graph per phase and ADA padding
         if graph is None:
-            graph = PhaseGraph(self._phase_fn(phase, weight, calls, self._plan_buffers.get(index)),
-                               self.params[phase.net], self.device, emulate=self._graphs_emulated)
+            graph = PhaseGraph(self._phase_fn(phase, weight, calls, self._plan_buffers.get(index), pad),
+                               self.params[phase.net], self.device, emulate=self._graphs_emulated,
+                               pool=self._graph_pool)
             graph.capture()
-            self._phase_graphs[index] = graph
+            self._phase_graphs[(index, pad)] = graph
         seed_default_generator(self.device, seed)
         return graph.replay()
 
@@ -433,16 +434,18 @@ class Trainer:
         self._graph_inputs[0].copy_(real)
         self._graph_inputs[1].copy_(c)
 
-    def _write_plans(self, index: int, seed: int, calls: int) -> None:
+    def _write_plans(self, index: int, seed: int, calls: int) -> int:
         """This step's augmentation plans for phase `index` (from the seeds eager mode uses) into its
-        fixed buffer: one copy, queued without waiting for the GPU."""
+        fixed buffer: one copy, queued without waiting for the GPU. Returns the padding they need."""
         stand_in = torch.Generator().manual_seed(seed)  # the pipe derives its host generator from the seed
         size = tuple(self._graph_inputs[0].shape[2:])
-        packed = torch.cat([self.augment.plan(self.batch_gpu, size, stand_in).packed() for _ in range(calls)])
+        plans = [self.augment.plan(self.batch_gpu, size, stand_in) for _ in range(calls)]
+        packed = torch.cat([plan.packed() for plan in plans])
         buffer = self._plan_buffers.setdefault(index, torch.empty(packed.shape, device=self.device))
         buffer.copy_(packed.pin_memory() if self.device.type == "cuda" else packed, non_blocking=True)
+        return self.augment.fixed_padding(plans, size)
 
-    def _phase_fn(self, phase: Phase, weight: float, calls: int, plans: torch.Tensor | None):
+    def _phase_fn(self, phase: Phase, weight: float, calls: int, plans: torch.Tensor | None, pad: int):
         """The phase as the graph records it: fixed inputs, the default generator, ADA's plans handed in."""
         bg, loss, augment = self.batch_gpu, self.loss, self.augment
         real, c_real = self._graph_inputs
@@ -453,7 +456,7 @@ class Trainer:
             z = torch.randn([bg, self.G.z_dim], device=self.device)
             c_gen = self.data.random_labels(bg, None) if self.use_labels else c_real[:, :0]
             fixed = [unpack_plan(plans[k * n:(k + 1) * n], bg, color) for k in range(calls)]
-            with augment.fixed_plans(fixed) if calls else contextlib.nullcontext():
+            with augment.fixed_plans(fixed, pad) if calls else contextlib.nullcontext():
                 if phase.name == "Gmain":
                     return loss.g_main(z, c_gen, None, weight)
                 if phase.name == "Greg":
