@@ -3,6 +3,8 @@
     # GPU, NVIDIA's 'auto' config for one GPU (batch 16, channel_base 16384 below 512², 2 mapping
     # layers, gamma = 0.0002 res² / batch), ADA at a fixed p:
     python benchmarks/train.py --device cuda --res 64 256 1024 --kimg 0.5
+    # the same with each phase replayed as a CUDA graph (train --cuda-graphs):
+    python benchmarks/train.py --device cuda --res 256 64 1024 --aug on --cuda-graphs --warmup 48
     # CPU, tiny networks (what the tests use) and the small 64² model class of the embedded default:
     python benchmarks/train.py --device cpu --arch tiny small64 --res 32 64 --kimg 0.064
 
@@ -80,6 +82,7 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
         trainer.train_step({})
     sync()
     warmup_s = time.perf_counter() - start
+    recorded = len(trainer._phase_graphs) if trainer._phase_graphs is not None else None
     if cuda:
         torch.cuda.reset_peak_memory_stats(trainer.device)
     steps = max(16, math.ceil(args.kimg * 1000 / args.batch / 16) * 16)
@@ -99,6 +102,8 @@ def measure(args, arch: str, res: int, aug: bool, tmp: Path) -> dict:
         "s/kimg": seconds / kimg, "kimg/s": kimg / seconds, "steps": steps,
         "peak GB": torch.cuda.max_memory_allocated(trainer.device) / 2**30 if cuda else float("nan"),
         "G params (M)": sum(p.numel() for p in trainer.G.parameters()) / 1e6,
+        # CUDA graphs recorded by the end of the warm-up -> by the end (recording in a window slows it)
+        "graphs": f"{recorded}->{len(trainer._phase_graphs)}" if recorded is not None else "–",
     }
 
 
@@ -129,7 +134,7 @@ def main() -> None:
     print(f"# bender train benchmark: {device_name}, torch {torch.__version__}, precision {args.precision}, "
           f"batch {args.batch}, warm-up {args.warmup} steps, best of {args.repeat} windows", flush=True)
     header = ["arch", "res", "aug", "mode", "batch", "steps", "s/kimg", "kimg/s", "peak GB", "G params (M)",
-              "warm-up s"]
+              "warm-up s", "graphs"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
