@@ -145,7 +145,7 @@ def test_a_short_bf16_run_with_cuda_graphs(tmp_path):
     data = make_dataset(tmp_path / "d.zip", count=16)
     cfg = make_config("scratch", data=str(data), out=str(tmp_path / "runs"), batch=8, kimg=0.4, snap=0.2,
                       aug="ada", aug_p=0.3, ada_interval=2, ada_kimg=1.0, device="cuda", timeline=False, seed=5,
-                      cuda_graphs=True, **TINY_ARCH)
+                      cuda_graphs=True, **{**TINY_ARCH, "num_fp16_res": 2, "conv_clamp": 256.0})
     result = train(cfg, quiet=True)
     assert result.reason == "done" and abs(result.kimg - 0.4) < 0.01
     records = ckpt.read_stats(result.run_dir)
