@@ -122,6 +122,8 @@ fi
 want generate && step "benchmarks/generate.py" 120 generate.log "$PY" benchmarks/generate.py --device cuda \
   --configs 256,1024
 want train_ops && step "benchmarks/train_ops.py" 90 train_ops.log "$PY" benchmarks/train_ops.py --device cuda
+want train_ops && step "benchmarks/train_ops.py --cuda-graphs" 90 train_ops_graphs.log "$PY" \
+  benchmarks/train_ops.py --device cuda --cuda-graphs
 want compile_test && step "pytest compiled step (CUDA graphs)" 240 pytest_compile.log "$PY" -m pytest -m cuda -q \
   -p no:cacheprovider -o addopts="-ra" -k compiled_step tests/test_train_cuda.py
 # On the H200 (16 cores) compiling the 256² step took longer than 232 s: give it the time.
