@@ -44,12 +44,13 @@ class PhaseGraph:
     """One training phase as a CUDA graph: `capture()` once, then `replay()` each time it is due."""
 
     def __init__(self, run: Callable[[], dict[str, torch.Tensor]], params: list[torch.nn.Parameter],
-                 device: torch.device, emulate: bool = False, warmup: int = 2, pool=None):
+                 device: torch.device, emulate: bool = False, warmup: int = 2, pool=None, name: str = "training"):
         self._run = run  # reads only fixed buffers, draws from the default generator
         self.params = params  # the parameters this phase trains (their .grad are its gradients)
         self.device = device
         self.emulate = emulate
         self.pool = pool  # a memory pool shared with the other phases' graphs (see `shared_pool`)
+        self.name = name
         self.warmup = warmup
         self.graph: torch.cuda.CUDAGraph | None = None
         self.outputs: dict[str, torch.Tensor] = {}
@@ -79,8 +80,13 @@ class PhaseGraph:
         self._clear_grads()  # so the recorded backward writes the gradients, not adds to them
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: a DataLoader's pin-memory thread may allocate while this thread records
-        with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
-            self.outputs = self.run()
+        try:
+            with torch.cuda.graph(self.graph, pool=self.pool, capture_error_mode="thread_local"):
+                self.outputs = self.run()
+        except Exception as e:  # keep the traceback (it names the operation), say what to do
+            e.add_note(f"bender: recording the {self.name} phase as a CUDA graph failed; train without "
+                       "--cuda-graphs (and please report this with the traceback)")
+            raise
         self.grads = [p.grad for p in self.params]
 
     def replay(self) -> dict[str, torch.Tensor]:

@@ -424,7 +424,7 @@ class Trainer:
         if graph is None:
             graph = PhaseGraph(self._phase_fn(phase, weight, calls, self._plan_buffers.get(index), pad),
                                self.params[phase.net], self.device, emulate=self._graphs_emulated,
-                               pool=self._graph_pool)
+                               pool=self._graph_pool, name=phase.name)
             graph.capture()
             self._phase_graphs[(index, pad)] = graph
         seed_default_generator(self.device, seed)
