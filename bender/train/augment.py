@@ -394,7 +394,7 @@ class AugmentPipe(nn.Module):
             if self._fixed:
                 raise RuntimeError(f"AugmentPipe: {len(self._fixed)} plan(s) handed to fixed_plans() went unused")
         finally:
-            self._fixed = None
+            self._fixed = self._fixed_pad = None
 
 
 @dataclass
@@ -403,7 +403,7 @@ class AugmentPlan:
 
     M: torch.Tensor  # [n, 3, 3] geometric: output pixel -> input pixel
     moved: torch.Tensor  # [n] bool: M is not the identity
-    pads: list[int]  # [x0, y0, x1, y1]: the reflect padding the moving images need
+    pads: list[int]  # [x0, y0, x1, y1]: the reflect padding that covers where M reaches, batch-wide
     C: torch.Tensor | None  # [n, 4, 4] colour, None when colour augmentation is off
 
     def packed(self) -> torch.Tensor:
