@@ -336,14 +336,7 @@ class Trainer:
                 gen = self._generator(index, self.dist.rank * rounds + k)
                 z = torch.randn([bg, self.G.z_dim], device=self.device, generator=gen)
                 c_gen = self.data.random_labels(bg, gen) if self.use_labels else c_all[:bg, :0]
-                if phase.name == "Gmain":
-                    out = self.loss.g_main(z, c_gen, gen, weight)
-                elif phase.name == "Greg":
-                    out = self.loss.g_pl(z, c_gen, gen, weight)
-                elif phase.name == "Dmain":
-                    out = self.loss.d_main(reals[k], cs[k], z, c_gen, gen, weight)
-                else:
-                    out = self.loss.d_r1(reals[k], cs[k], gen, weight)
+                out = self._phase_loss(phase, z, c_gen, reals[k], cs[k], gen, weight)
                 self._collect(out, acc, extra)
                 if rounds > 1:
                     if self.loss.cuda_graphs:  # the next round replays the graphs these came from
@@ -381,6 +374,17 @@ class Trainer:
                     self.ada_count.zero_()
         self.step += 1
         self.cur_nimg += cfg.batch
+
+    def _phase_loss(self, phase: Phase, z: torch.Tensor, c_gen: torch.Tensor, real: torch.Tensor,
+                    c_real: torch.Tensor, gen: torch.Generator | None, weight: float) -> dict[str, torch.Tensor]:
+        """One micro-batch of one phase: forward, backward (gradients accumulate), its statistics."""
+        if phase.name == "Gmain":
+            return self.loss.g_main(z, c_gen, gen, weight)
+        if phase.name == "Greg":
+            return self.loss.g_pl(z, c_gen, gen, weight)
+        if phase.name == "Dmain":
+            return self.loss.d_main(real, c_real, z, c_gen, gen, weight)
+        return self.loss.d_r1(real, c_real, gen, weight)
 
     def _collect(self, out: dict[str, torch.Tensor], acc: dict[str, torch.Tensor],
                  extra: dict[str, torch.Tensor]) -> None:
@@ -447,7 +451,7 @@ class Trainer:
 
     def _phase_fn(self, phase: Phase, weight: float, calls: int, plans: torch.Tensor | None, pad: int):
         """The phase as the graph records it: fixed inputs, the default generator, ADA's plans handed in."""
-        bg, loss, augment = self.batch_gpu, self.loss, self.augment
+        bg, augment = self.batch_gpu, self.augment
         real, c_real = self._graph_inputs
         color = augment is not None and augment.color_on
         n = plan_size(bg, color)
@@ -457,13 +461,7 @@ class Trainer:
             c_gen = self.data.random_labels(bg, None) if self.use_labels else c_real[:, :0]
             fixed = [unpack_plan(plans[k * n:(k + 1) * n], bg, color) for k in range(calls)]
             with augment.fixed_plans(fixed, pad) if calls else contextlib.nullcontext():
-                if phase.name == "Gmain":
-                    return loss.g_main(z, c_gen, None, weight)
-                if phase.name == "Greg":
-                    return loss.g_pl(z, c_gen, None, weight)
-                if phase.name == "Dmain":
-                    return loss.d_main(real, c_real, z, c_gen, None, weight)
-                return loss.d_r1(real, c_real, None, weight)
+                return self._phase_loss(phase, z, c_gen, real, c_real, None, weight)
 
         return run
 
