@@ -13,10 +13,23 @@
 #include <limits>
 #include <vector>
 
+#define BENDER_EMULATOR 1
 #include "../bender/ops/cuda/bias_act.cuh"
 #include "../bender/ops/cuda/upfirdn2d.cuh"
+#include "../bender/ops/cuda/upfirdn2d_rows.cuh"
 
 using namespace bender;
+
+// The memory a kernel's loads may touch (set around upfirdn2d runs; null: not checked) and whether
+// one strayed outside it (see BENDER_CHECK_READ in common.cuh).
+static const char* g_read_lo = nullptr;
+static const char* g_read_hi = nullptr;
+static bool g_read_strayed = false;
+
+void bender_emulator_check_read(const void* p, std::size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    if (g_read_lo && (c < g_read_lo || c + bytes > g_read_hi)) g_read_strayed = true;
+}
 
 namespace {
 
@@ -76,6 +89,8 @@ struct bender::Num<EmuBf16> {
 
 namespace {
 
+const int kErrReadOutside = -200;  // a load left x's memory (see bender_emulator_check_read)
+
 // The tiled kernel's block loop (upfirdn2d.cu), one phase at a time for every thread; each thread
 // keeps its own registers (TileLoads) between phases, as on the GPU.
 template <typename T, int U, int D, int K, int SX, int SY>
@@ -133,6 +148,17 @@ int run_tiled(Upfirdn2dParams& p) {
     return 1;
 }
 
+// The row-streaming kernel (upfirdn2d_rows.cuh): every thread of the grid, including the idle ones
+// past the last plane in the last block.
+template <typename T, int D, int K, int RS>
+int run_rows(Upfirdn2dParams& p) {
+    if (!upfirdn2d_rows_plan<T, D, K, RS>(p)) return kErrNoRowsKernel;
+    const int threads = RowsShape<T, D, K, RS>::THREADS;
+    const int64_t total = (upfirdn2d_rows_threads(p) + threads - 1) / threads * threads;
+    for (int64_t g = 0; g < total; g++) upfirdn2d_rows_thread<T, D, K, RS>(p, static_cast<int>(g));
+    return 2;
+}
+
 template <typename T>
 int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, int path) {
     // The tiled kernel reads planar rows in 16-byte chunks that may run up to 15 bytes past the last
@@ -143,8 +169,20 @@ int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, i
     std::vector<T> padded(extent + 16, Num<T>::store(kNaN));
     std::memcpy(padded.data(), x, extent * sizeof(T));
     p.x = padded.data();
+    // Loads may reach the end of the 16-byte span holding x's last element, never further, and
+    // never before x's first element (x is 16-byte aligned here, as the fast paths require).
+    const uintptr_t end = reinterpret_cast<uintptr_t>(padded.data() + extent);
+    g_read_lo = reinterpret_cast<const char*>(padded.data());
+    g_read_hi = reinterpret_cast<const char*>((end + 15) / 16 * 16);
+    g_read_strayed = false;
     int result = kErrNoTiledKernel;
-    if (path == 2) {
+    if (path == 3) {
+        result = kErrNoRowsKernel;
+#define BENDER_EMU_ROWS(D, K, RS) \
+    if (result == kErrNoRowsKernel) result = run_rows<T, D, K, RS>(p);
+        BENDER_UPFIRDN2D_ROWS(BENDER_EMU_ROWS)
+#undef BENDER_EMU_ROWS
+    } else if (path == 2) {
         if (p.upx == p.upy && p.downx == p.downy && p.fw == p.fh) {
 #define BENDER_EMU_TILED(U, D, K, SX, SY) \
     if (result == kErrNoTiledKernel && p.upx == U && p.downx == D && p.fw == K) result = run_tiled<T, U, D, K, SX, SY>(p);
@@ -156,7 +194,8 @@ int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, i
         for (int64_t tid = 0; tid < nthreads; tid++) upfirdn2d_generic_thread<T>(p, tid, nthreads);
         result = 0;
     }
-    return result;
+    g_read_lo = g_read_hi = nullptr;
+    return g_read_strayed ? kErrReadOutside : result;
 }
 
 }  // namespace
@@ -179,8 +218,8 @@ int emu_bias_act(const float* x, const float* b, const float* g, const float* gg
 
 // x and y: float32 (dtype 0) or bfloat16 bits (dtype 2, as in ops.h's DType).
 // ints: n c h w upx upy downx downy px0 px1 py0 py1 fw fh f_ndim flip channels_fastest target_blocks
-// strides: x's four strides then y's four. path: 1 generic, 2 tiled. Returns the path used
-// (0 generic, 1 tiled) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
+// strides: x's four strides then y's four. path: 1 generic, 2 tiled, 3 row-streaming. Returns the
+// kernel used (0 generic, 1 tiled, 2 row-streaming) or a negative error; plan (if not null) receives bx by bp tiles_x tiles_y tiles_p
 // vec_load tiles_per_block load_passes.
 int emu_upfirdn2d(const void* x, const float* f, void* y, const int* ints, const int64_t* strides, float gain,
                   int path, int dtype, int* plan) {
@@ -204,6 +243,11 @@ int emu_upfirdn2d(const void* x, const float* f, void* y, const int* ints, const
         plan[6] = p.vec_load, plan[7] = p.tiles_per_block, plan[8] = p.load_passes;
     }
     return result;
+}
+
+// n / d by multiplication (FastDiv) for count pairs; out[i] receives the quotient.
+void emu_fast_div(const int* d, const int* n, int* out, int64_t count) {
+    for (int64_t i = 0; i < count; i++) out[i] = fast_div(make_fastdiv(d[i]), n[i]);
 }
 
 }  // extern "C"

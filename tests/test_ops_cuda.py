@@ -156,7 +156,15 @@ FAST_CONFIGS = [  # (up, down, padding) as StyleGAN2 calls them, plus odd paddin
     (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (1, 1, 1, 1)), (1, 1, (2, 2, 2, 2)),
     (2, 1, (1, 2, 0, 3)), (1, 2, (0, 3, 2, 1)), (1, 1, (-1, 2, 3, 0)),
 ]
-SHAPES = [(1, 1, 4, 4), (2, 3, 9, 7), (4, 64, 16, 16), (1, 40, 33, 35), (2, 8, 128, 128)]
+SHAPES = [(1, 1, 4, 4), (2, 3, 9, 7), (4, 64, 16, 16), (1, 40, 33, 35), (2, 8, 128, 128), (1, 3, 21, 257)]
+
+
+def expected_kernel(x: torch.Tensor, up: int, down: int, path: int) -> int:
+    """The kernel ops.h's `path` should pick: 0 generic, 1 tiled, 2 row-streaming (-1: an error).
+    Row-streaming covers up 1, down 1 or 2, 4x4 filters, planar unit-stride rows, aligned x."""
+    channels_fastest = x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous()
+    rows = up == 1 and down in (1, 2) and not channels_fastest and x.stride(3) == 1 and x.data_ptr() % 16 == 0
+    return {0: 1, 1: 0, 2: 1, 3: 2 if rows else -1, 4: 2 if rows else 1}[path]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -170,10 +178,15 @@ def test_upfirdn2d_fast_paths(ops, dtype, mem):
             x = upfirdn_case(mem, shape, dtype)
             for f, flip in ((f_binomial, False), (f_random, False), (f_random, True), (f_sep, False)):
                 ref = upfirdn2d_ref(x.double(), f.double(), (up, up), (down, down), pad, flip, 1.7)
-                for path in (0, 1, 2):
+                for path in (0, 1, 2, 3, 4):
                     poison()
-                    out, tiled = ops.ext.upfirdn2d(x, f, up, up, down, down, *pad, flip, 1.7, path)
-                    assert tiled == (path != 1), f"path {path} for up {up} down {down}"
+                    want = expected_kernel(x, up, down, path)
+                    if want < 0:
+                        with pytest.raises(RuntimeError, match="no row-streaming kernel"):
+                            ops.ext.upfirdn2d(x, f, up, up, down, down, *pad, flip, 1.7, path)
+                        continue
+                    out, kernel = ops.ext.upfirdn2d(x, f, up, up, down, down, *pad, flip, 1.7, path)
+                    assert kernel == want, f"path {path} for up {up} down {down} ran kernel {kernel}"
                     close(out, ref, dtype)
                     if mem == "channels_last" and shape[1] > 1:
                         assert out.is_contiguous(memory_format=torch.channels_last)
@@ -189,8 +202,8 @@ def test_upfirdn2d_generic_path(ops, dtype):
         for mem in ("contiguous", "channels_last", "non_contiguous"):
             x = upfirdn_case(mem, (2, 5, 11, 9), dtype)
             poison()
-            out, tiled = ops.ext.upfirdn2d(x, f, *up, *down, *pad, False, 0.9, 0)
-            assert not tiled
+            out, kernel = ops.ext.upfirdn2d(x, f, *up, *down, *pad, False, 0.9, 0)
+            assert kernel == 0
             ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 0.9)
             close(out, ref, dtype, factor=8)
 
@@ -198,7 +211,9 @@ def test_upfirdn2d_generic_path(ops, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("up,down,pad", [(2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (1, 2, 2, 1)),
                                          (3, 2, (0, 1, 2, -1))])
-def test_upfirdn2d_first_and_second_derivatives(ops, dtype, up, down, pad):
+@pytest.mark.parametrize("kernels", ["tiled", "rows"])
+def test_upfirdn2d_first_and_second_derivatives(ops, monkeypatch, dtype, up, down, pad, kernels):
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", kernels)
     f = setup_filter([1, 3, 3, 1]).cuda()
     x0 = rand(2, 6, 13, 11, dtype=dtype)
     grads = {}
@@ -235,7 +250,9 @@ def nets(res=64):
 
 
 @pytest.mark.parametrize("force_fp32", [True, False])
-def test_generator_and_r1_match_reference_ops(ops, monkeypatch, force_fp32):
+@pytest.mark.parametrize("kernels", ["tiled", "rows"])
+def test_generator_and_r1_match_reference_ops(ops, monkeypatch, force_fp32, kernels):
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", kernels)
     # TF32 would make the reference path (its FIR filters run as cuDNN convolutions) the inexact one.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)

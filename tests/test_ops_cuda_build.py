@@ -63,6 +63,16 @@ def test_bender_ops_cuda_turns_the_fallback_into_an_error(monkeypatch):
         backend.cuda_module(required=True)
 
 
+def test_upfirdn2d_kernel_choice_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("BENDER_UPFIRDN2D_KERNEL", raising=False)
+    assert backend.upfirdn2d_path() == 0  # tiled first (ops.h's path 0)
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", " Rows ")
+    assert backend.upfirdn2d_path() == 4  # row-streaming first, then tiled, then generic
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", "fastest")
+    with pytest.raises(ValueError, match="use tiled or rows"):
+        backend.upfirdn2d_path()
+
+
 def test_kernel_status_reports_every_kernel_without_building(fresh_state, monkeypatch):
     status = cuda_ops.kernel_status()
     assert set(status) == {"bias_act", "upfirdn2d"}

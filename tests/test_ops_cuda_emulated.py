@@ -1,7 +1,7 @@
 """The CUDA kernels' own per-thread code, run on the CPU against the reference ops.
 
 tests/cuda_emulator.cpp includes bender/ops/cuda/*.cuh and runs every thread of every block phase
-by phase, the way the GPU does between barriers, on float32 data. So the tiling, launch planning,
+by phase, the way the GPU does between barriers, on float32 and bfloat16 data. So the tiling, launch planning,
 polyphase indexing, vector/tail loops and activation derivatives are all checked here, on fresh
 random data, without a GPU. Outputs and shared memory are poisoned with NaN first: anything not
 written, or computed from unwritten shared memory, fails the comparison.
@@ -44,6 +44,7 @@ def emu(tmp_path_factory) -> ctypes.CDLL:
                                  ctypes.c_float, ctypes.c_float, I64]
     lib.emu_upfirdn2d.argtypes = [p, p, p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(I64), ctypes.c_float,
                                   ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.emu_fast_div.argtypes = [p, p, p, I64]
     return lib
 
 
@@ -299,3 +300,75 @@ def test_upfirdn2d_tiled_block_walks_and_load_passes(emu, up, down, walk, dtype)
         assert per_block > 1 and tiles % per_block != 0
     ref = upfirdn2d_ref(x.double(), f.double(), up, down, pad, False, 1.3)
     assert_matches(y, ref, f"{name} plan {plan}")
+
+
+# ------------------------------------------------------------------------------------------------
+# upfirdn2d, row-streaming kernels (upfirdn2d_rows.cuh)
+
+def row_pitched(x: torch.Tensor, extra: int) -> torch.Tensor:
+    """x inside a wider tensor: unit x stride, but rows `extra` elements apart from dense."""
+    wide = torch.full((*x.shape[:3], x.shape[3] + extra), float("nan"), dtype=x.dtype)
+    wide[..., :x.shape[3]] = x
+    return wide[..., :x.shape[3]]
+
+
+# Widths that start rows at every alignment (257: G's 1x filter input), tiny planes, many planes.
+ROW_SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 2, 33, 70), (1, 1, 70, 3), (2, 2, 19, 257), (1, 40, 9, 11)]
+ROW_PADS = [(1, 1, 1, 1), (2, 2, 2, 2), (0, 3, 1, -1), (-2, 1, 3, 0), (3, 0, 0, 2)]
+
+
+@pytest.mark.parametrize("down", [1, 2])
+@pytest.mark.parametrize("fkind", ["binomial", "random2d", "separable"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_upfirdn2d_rows_thread_code_matches_reference(emu, down, fkind, dtype):
+    """Every thread of the grid, on both of its filter paths (binomial and 1-D filters are
+    separable, random 2-D ones are not), dense and row-pitched inputs, every row alignment."""
+    g = torch.Generator().manual_seed(17 + down)
+    f = filters(fkind, 4, g)
+    for size in ROW_SIZES:
+        for pad in ROW_PADS:
+            if min(size[3] + pad[0] + pad[1], size[2] + pad[2] + pad[3]) < 4:
+                continue
+            for flip, pitch in ((False, 0), (True, 3)):
+                x = torch.randn(*size, generator=g).to(dtype)
+                if pitch:
+                    x = row_pitched(x, pitch)
+                r, y, _ = emu_upfirdn2d(emu, x, f, (1, 1), (down, down), pad, flip, 1.7, path=3)
+                assert r == 2, f"row kernel not taken (code {r}) for {size} pad {pad}"
+                ref = upfirdn2d_ref(x.double(), f.double(), (1, 1), (down, down), pad, flip, 1.7)
+                assert_matches(y, ref, f"size {size} pad {pad} flip {flip} pitch {pitch}")
+
+
+def test_upfirdn2d_rows_refuses_what_it_does_not_cover(emu):
+    """Upsampling, other filter sizes and layouts other than planar unit-stride rows are left to
+    the tiled and generic kernels (-5: no row kernel)."""
+    x = torch.randn(1, 3, 9, 9)
+    f = setup_filter([1, 3, 3, 1])
+    assert emu_upfirdn2d(emu, x, f, (2, 2), (1, 1), (2, 1, 2, 1), False, 4.0, path=3)[0] == -5
+    assert emu_upfirdn2d(emu, x, torch.rand(3, 3), (1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=3)[0] == -5
+    assert emu_upfirdn2d(emu, x, f, (1, 1), (3, 3), (1, 1, 1, 1), False, 1.0, path=3)[0] == -5
+    for mem in ("channels_last", "strided"):
+        assert emu_upfirdn2d(emu, layout(x, mem), f, (1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=3)[0] == -5
+
+
+def test_fast_division_is_exact(emu):
+    """The row kernels split a thread index with FastDiv (multiply-high, add, shift); it must equal
+    integer division for every divisor and dividend below 2^31."""
+    rng = np.random.default_rng(5)
+    top = 2**31 - 1
+    ds = [1, 2, 3, 5, 7, 31, 32, 33, 255, 257, 641, 2**16 - 1, 2**16 + 1, 2**30, 2**30 + 1, top - 1, top]
+    ds += [2**k + o for k in range(2, 31) for o in (-1, 1)] + list(rng.integers(1, top, 200))
+    d_all, n_all = [], []
+    for d in ds:
+        ns = [0, 1, d - 1, d, d + 1, 2 * d - 1, 2 * d, top, top - 1, top - d % 1000]
+        ns += list(rng.integers(0, top, 50)) + [d * k + r for k in (3, 1000) for r in (0, d - 1) if d * k + r <= top]
+        ns = [n for n in ns if 0 <= n <= top]
+        d_all += [d] * len(ns)
+        n_all += ns
+    d_arr = np.asarray(d_all, dtype=np.int32)
+    n_arr = np.asarray(n_all, dtype=np.int32)
+    out = np.zeros_like(d_arr)
+    emu.emu_fast_div(d_arr.ctypes.data, n_arr.ctypes.data, out.ctypes.data, len(d_arr))
+    expect = n_arr.astype(np.int64) // d_arr.astype(np.int64)
+    bad = np.nonzero(out != expect)[0]
+    assert bad.size == 0, f"{bad.size} wrong, first: {n_arr[bad[0]]} / {d_arr[bad[0]]} gave {out[bad[0]]}"

@@ -3,6 +3,10 @@
 `BENDER_OPS=ref` forces the reference ops everywhere, `BENDER_OPS=cuda` requires the kernels
 (an error if they cannot be built), and the default `auto` uses the kernels for CUDA tensors when
 they build and the reference ops otherwise — with one warning that names why.
+
+`BENDER_UPFIRDN2D_KERNEL=rows` makes upfirdn2d try its row-streaming kernels (filtering and 2x
+downsampling of planar tensors) before the tiled ones; the default `tiled` keeps the kernels whose
+speed has been measured (BENCHMARKS.md, "CUDA kernels").
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ def mode() -> str:
     if value not in ("auto", "ref", "cuda"):
         raise ValueError(f"BENDER_OPS={value!r}: use ref, cuda or auto")
     return value
+
+
+UPFIRDN2D_KERNELS = {"tiled": 0, "rows": 4}  # name -> the extension's `path` argument (ops.h)
+
+
+def upfirdn2d_path() -> int:
+    """The kernel family upfirdn2d prefers, from BENDER_UPFIRDN2D_KERNEL (tiled | rows)."""
+    value = os.environ.get("BENDER_UPFIRDN2D_KERNEL", "tiled").strip().lower() or "tiled"
+    if value not in UPFIRDN2D_KERNELS:
+        raise ValueError(f"BENDER_UPFIRDN2D_KERNEL={value!r}: use tiled or rows")
+    return UPFIRDN2D_KERNELS[value]
 
 
 def use_cuda(op: str, x: torch.Tensor, impl: str | None = None) -> bool:

@@ -30,6 +30,7 @@ std::string launch_error(int code) {
         case bender::kErrUnsupportedAct: return "unsupported activation or mode";
         case bender::kErrNoTiledKernel: return "no tiled kernel for these arguments";
         case bender::kErrTooLarge: return "tensor too large";
+        case bender::kErrNoRowsKernel: return "no row-streaming kernel for these arguments";
         default: return cudaGetErrorString(static_cast<cudaError_t>(code));
     }
 }
@@ -89,8 +90,9 @@ at::Tensor bias_act(const at::Tensor& x_in, const std::optional<at::Tensor>& b, 
     return y;
 }
 
-// Returns (y, used_tiled). `path`: 0 auto, 1 generic only, 2 tiled only (error if none fits).
-std::tuple<at::Tensor, bool> upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, int64_t upx, int64_t upy,
+// Returns (y, kernel that ran: 0 generic, 1 tiled, 2 row-streaming). `path`: see upfirdn2d_launch in ops.h
+// (0 auto, 1 generic only, 2 tiled or error, 3 row-streaming or error, 4 auto preferring row-streaming).
+std::tuple<at::Tensor, int64_t> upfirdn2d(const at::Tensor& x, const at::Tensor& f_in, int64_t upx, int64_t upy,
                                        int64_t downx, int64_t downy, int64_t px0, int64_t px1, int64_t py0, int64_t py1,
                                        bool flip_filter, double gain, int64_t path) {
     TORCH_CHECK(x.is_cuda() && x.dim() == 4, "upfirdn2d: x must be a 4-D CUDA tensor, got ", x.sizes());
@@ -127,11 +129,12 @@ std::tuple<at::Tensor, bool> upfirdn2d(const at::Tensor& x, const at::Tensor& f_
     p.y = y.data_ptr();
     p.sxn = x.stride(0), p.sxc = x.stride(1), p.sxh = x.stride(2), p.sxw = x.stride(3);
     p.syn = y.stride(0), p.syc = y.stride(1), p.syh = y.stride(2), p.syw = y.stride(3);
-    int used_tiled = 0;
+    TORCH_CHECK(path >= 0 && path <= 4, "upfirdn2d: path must be 0..4, got ", path);
+    int used = 0;
     const int err = bender::upfirdn2d_launch(p, dtype, static_cast<int>(path),
-                                             c10::cuda::getCurrentCUDAStream().stream(), &used_tiled);
+                                             c10::cuda::getCurrentCUDAStream().stream(), &used);
     TORCH_CHECK(err == 0, "upfirdn2d kernel failed: ", launch_error(err));
-    return {y, used_tiled != 0};
+    return {y, static_cast<int64_t>(used)};
 }
 
 }  // namespace
@@ -139,5 +142,5 @@ std::tuple<at::Tensor, bool> upfirdn2d(const at::Tensor& x, const at::Tensor& f_
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "bender's CUDA kernels (bias_act, upfirdn2d); see bender/ops/cuda";
     m.def("bias_act", &bias_act, "fused bias + activation + gain + clamp (modes 0, 1, 2; see ops.h)");
-    m.def("upfirdn2d", &upfirdn2d, "upsample, pad, FIR filter, downsample; returns (y, used_tiled)");
+    m.def("upfirdn2d", &upfirdn2d, "upsample, pad, FIR filter, downsample; returns (y, kernel: 0 generic, 1 tiled, 2 rows)");
 }

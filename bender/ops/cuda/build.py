@@ -36,7 +36,7 @@ from bender.fileio import atomic_write_text
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("bindings.cpp", "bias_act.cu", "upfirdn2d.cu")
-HEADERS = ("ops.h", "common.cuh", "bias_act.cuh", "upfirdn2d.cuh")
+HEADERS = ("ops.h", "common.cuh", "bias_act.cuh", "upfirdn2d.cuh", "upfirdn2d_rows.cuh")
 CUDA_FLAGS = ("-O3", "-lineinfo", "--expt-relaxed-constexpr")
 CXX_FLAGS = ("-O3",)
 FAILED = "FAILED"

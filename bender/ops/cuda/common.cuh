@@ -11,12 +11,24 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ops.h"
+
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define BENDER_HD __host__ __device__ __forceinline__
 #else
 #define BENDER_HD inline
+#endif
+
+// The CPU emulator (tests/cuda_emulator.cpp) checks that every wide or raw load stays inside the
+// memory it was given: on the GPU a stray read past an allocation faults or, worse, reads garbage
+// that a mask happens to hide.
+#if !defined(__CUDA_ARCH__) && defined(BENDER_EMULATOR)
+void bender_emulator_check_read(const void* p, std::size_t bytes);
+#define BENDER_CHECK_READ(p, bytes) bender_emulator_check_read(p, bytes)
+#else
+#define BENDER_CHECK_READ(p, bytes) ((void)0)
 #endif
 
 namespace bender {
@@ -57,6 +69,7 @@ BENDER_HD Vec<T, N> load_vec(const T* p) {
 #ifdef __CUDA_ARCH__
     return *reinterpret_cast<const Vec<T, N>*>(p);
 #else
+    BENDER_CHECK_READ(p, sizeof(Vec<T, N>));
     Vec<T, N> out;
     std::memcpy(&out, p, sizeof(out));
     return out;
@@ -97,6 +110,7 @@ BENDER_HD uint32_t load_bits(const T* p) {
     if constexpr (sizeof(T) == 2) return *reinterpret_cast<const uint16_t*>(p);
     else return *reinterpret_cast<const uint32_t*>(p);
 #else
+    BENDER_CHECK_READ(p, sizeof(T));
     return to_bits(*p);
 #endif
 }
@@ -151,6 +165,29 @@ BENDER_HD int pmod(int64_t a, int m) {
 }
 
 BENDER_HD int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Division by a divisor fixed at launch (1 <= d < 2^31) of dividends 0 <= n < 2^31, as a multiply-high, an
+// add and a shift instead of the ~20-instruction sequence a run-time `/` compiles to. Granlund &
+// Montgomery, "Division by invariant integers using multiplication" (PLDI 1994), section 4: with
+// l = ceil(log2 d) and m = floor(2^32 (2^l - d) / d) + 1 < 2^32, n / d = (umulhi(m, n) + n) >> l for every
+// n < 2^32; below 2^31 the sum cannot overflow, so the paper's halving step is not needed. (FastDiv
+// itself is in ops.h, because launch parameters carry it.)
+inline FastDiv make_fastdiv(int d) {
+    FastDiv f;
+    f.d = static_cast<uint32_t>(d < 1 ? 1 : d);
+    while ((uint64_t(1) << f.l) < f.d) f.l++;
+    f.m = static_cast<uint32_t>(((uint64_t(1) << 32) * ((uint64_t(1) << f.l) - f.d)) / f.d + 1);
+    return f;
+}
+
+BENDER_HD int fast_div(const FastDiv& f, int n) {
+#ifdef __CUDA_ARCH__
+    const uint32_t t = __umulhi(f.m, static_cast<uint32_t>(n));
+#else
+    const uint32_t t = static_cast<uint32_t>((static_cast<uint64_t>(f.m) * static_cast<uint32_t>(n)) >> 32);
+#endif
+    return static_cast<int>((t + static_cast<uint32_t>(n)) >> f.l);
+}
 
 inline int pow2_ceil(int v) {
     int p = 1;

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from bender.ops import backend
 from bender.ops.bias_act import ACTIVATIONS, bias_act_ref
 from bender.ops.upfirdn2d import upfirdn2d_ref
 
@@ -136,6 +137,7 @@ class UpfirdnSpec:
     py1: int
     flip: bool
     gain: float
+    path: int = 0  # which kernels the extension tries (see upfirdn2d_launch in ops.h)
 
     def transposed(self, in_h: int, in_w: int, out_h: int, out_w: int, fh: int, fw: int) -> UpfirdnSpec:
         """The upfirdn2d that computes this one's gradient.
@@ -150,9 +152,9 @@ class UpfirdnSpec:
                        py0=fh - 1 - self.py0, py1=in_h * self.upy + self.py0 - out_h * self.downy,
                        flip=not self.flip)
 
-    def run(self, ext: Any, x: torch.Tensor, f: torch.Tensor, path: int = 0) -> torch.Tensor:
+    def run(self, ext: Any, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         y, _ = ext.upfirdn2d(x, f, self.upx, self.upy, self.downx, self.downy, self.px0, self.px1, self.py0,
-                             self.py1, self.flip, self.gain, path)
+                             self.py1, self.flip, self.gain, self.path)
         return y
 
 
@@ -214,5 +216,5 @@ class CudaOps:
         if f.device != x.device or f.dtype != torch.float32 or not f.is_contiguous():
             f = f.to(device=x.device, dtype=torch.float32).contiguous()
         spec = UpfirdnSpec(int(upx), int(upy), int(downx), int(downy), int(px0), int(px1), int(py0), int(py1),
-                           bool(flip_filter), float(gain))
+                           bool(flip_filter), float(gain), backend.upfirdn2d_path())
         return Upfirdn2d.apply(x, f, self.ext, spec)

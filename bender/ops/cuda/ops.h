@@ -17,11 +17,17 @@ enum LaunchError : int {
     kErrUnsupportedAct = -2,
     kErrNoTiledKernel = -3,
     kErrTooLarge = -4,
+    kErrNoRowsKernel = -5,
 };
 
 // Activation numbers: the same as `Activation.cuda_idx` in bender/ops/bias_act.py.
 enum Act : int {
     kLinear = 1, kRelu = 2, kLrelu = 3, kTanh = 4, kSigmoid = 5, kElu = 6, kSelu = 7, kSoftplus = 8, kSwish = 9,
+};
+
+// A divisor fixed at launch, prepared for division by multiplication (make_fastdiv in common.cuh).
+struct FastDiv {
+    uint32_t d = 1, m = 1, l = 0;
 };
 
 // bias_act in three modes over a dense tensor of n elements (contiguous or channels_last, all
@@ -77,6 +83,11 @@ struct Upfirdn2dParams {
     int target_blocks = 1024;               // set before planning: blocks wanted (a few per SM)
     int tiles_per_block = 1;                // consecutive tiles one block walks through
     int smem_bytes = 0;
+
+    // Launch plan for the row-streaming kernels (filled by upfirdn2d_rows_plan; upfirdn2d_rows.cuh).
+    int rows_groups = 0, rows_strips = 0;   // threads per output row; row strips per plane
+    int rows_vec_store = 0;                 // y has unit x stride and is 16-byte aligned: wide stores
+    FastDiv dv_rows_groups, dv_rows_strips, dv_c;
 };
 
 // Output length along one axis (0 when padding and filter leave nothing).
@@ -85,8 +96,10 @@ inline int upfirdn2d_out_size(int in, int up, int down, int pad0, int pad1, int 
     return span < 0 ? 0 : span / down + 1;
 }
 
-// path: 0 = tiled fast path when one matches, else generic; 1 = generic only; 2 = tiled or fail.
+// upfirdn2d's path: 0 = tiled fast path when one matches, else generic; 1 = generic only; 2 = tiled or
+// fail; 3 = row-streaming or fail; 4 = row-streaming, else tiled, else generic. `used` receives the
+// kernel that ran: 0 generic, 1 tiled, 2 row-streaming.
 int bias_act_launch(BiasActParams& p, int dtype, void* stream);
-int upfirdn2d_launch(Upfirdn2dParams& p, int dtype, int path, void* stream, int* used_tiled);
+int upfirdn2d_launch(Upfirdn2dParams& p, int dtype, int path, void* stream, int* used);
 
 }  // namespace bender

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "upfirdn2d.cuh"
+#include "upfirdn2d_rows.cuh"
 
 namespace bender {
 
@@ -46,6 +47,14 @@ __global__ void __launch_bounds__(128, 4) upfirdn2d_tiled_kernel(Upfirdn2dParams
     }
 }
 
+// One thread per (OX outputs x RS rows) of a plane; see upfirdn2d_rows.cuh. 128 registers at most:
+// a thread keeps the next row's chunks in flight while it uses the current one.
+template <typename T, int D, int K, int RS>
+__global__ void __launch_bounds__(128, 4) upfirdn2d_rows_kernel(Upfirdn2dParams p) {
+    upfirdn2d_rows_thread<T, D, K, RS>(p, static_cast<int>(blockIdx.x) * static_cast<int>(blockDim.x) +
+                                              static_cast<int>(threadIdx.x));
+}
+
 namespace {
 
 // Blocks a tiled launch should have at least: two rounds of the 4 blocks per SM that
@@ -58,9 +67,33 @@ int target_blocks() {
     return sms * 8;
 }
 
+// The row-streaming kernel for p, if one covers it; 1 if launched (error in *err), 0 if none fits.
 template <typename T>
-int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used_tiled) {
-    *used_tiled = 0;
+int try_rows(Upfirdn2dParams& p, cudaStream_t stream, int* err) {
+#define BENDER_TRY_ROWS(D, K, RS)                                                                          \
+    if (upfirdn2d_rows_plan<T, D, K, RS>(p)) {                                                            \
+        const int threads = RowsShape<T, D, K, RS>::THREADS;                                               \
+        const int blocks = static_cast<int>((upfirdn2d_rows_threads(p) + threads - 1) / threads);          \
+        upfirdn2d_rows_kernel<T, D, K, RS><<<blocks, threads, 0, stream>>>(p);                             \
+        *err = static_cast<int>(cudaGetLastError());                                                       \
+        return 1;                                                                                          \
+    }
+    BENDER_UPFIRDN2D_ROWS(BENDER_TRY_ROWS)
+#undef BENDER_TRY_ROWS
+    return 0;
+}
+
+template <typename T>
+int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used) {
+    *used = 0;
+    int err = 0;
+    if (path == 3 || path == 4) {
+        if (try_rows<T>(p, stream, &err)) {
+            *used = 2;
+            return err;
+        }
+        if (path == 3) return kErrNoRowsKernel;
+    }
     if (path != 1 && p.upx == p.upy && p.downx == p.downy && p.fw == p.fh) {
         p.target_blocks = target_blocks();
 #define BENDER_TRY_TILED(U, D, K, SX, SY)                                                               \
@@ -68,7 +101,7 @@ int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used_ti
         const int64_t tiles = upfirdn2d_tiles(p);                                                       \
         const int blocks = static_cast<int>((tiles + p.tiles_per_block - 1) / p.tiles_per_block);      \
         upfirdn2d_tiled_kernel<T, U, D, K, SX, SY><<<blocks, p.bx * p.by * p.bp, p.smem_bytes, stream>>>(p); \
-        *used_tiled = 1;                                                                                \
+        *used = 1;                                                                                      \
         return static_cast<int>(cudaGetLastError());                                                    \
     }
         BENDER_UPFIRDN2D_TILED(BENDER_TRY_TILED)
@@ -84,14 +117,14 @@ int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used_ti
 
 }  // namespace
 
-int upfirdn2d_launch(Upfirdn2dParams& p, int dtype, int path, void* stream, int* used_tiled) {
+int upfirdn2d_launch(Upfirdn2dParams& p, int dtype, int path, void* stream, int* used) {
     if (static_cast<int64_t>(p.n) * p.c * p.ho * p.wo == 0) return 0;
     if (static_cast<int64_t>(p.n) * p.c >= (int64_t(1) << 31)) return kErrTooLarge;
     auto s = static_cast<cudaStream_t>(stream);
     switch (dtype) {
-        case kFloat32: return launch_typed<float>(p, path, s, used_tiled);
-        case kFloat16: return launch_typed<__half>(p, path, s, used_tiled);
-        case kBFloat16: return launch_typed<__nv_bfloat16>(p, path, s, used_tiled);
+        case kFloat32: return launch_typed<float>(p, path, s, used);
+        case kFloat16: return launch_typed<__half>(p, path, s, used);
+        case kBFloat16: return launch_typed<__nv_bfloat16>(p, path, s, used);
         default: return kErrUnsupportedDtype;
     }
 }
