@@ -32,10 +32,10 @@ fi
 left() { echo $((BUDGET - SECONDS)); }
 
 # GPU_CHECK_STEPS: a comma list of the optional steps to run (default: all of them, in this order):
-# tests, train_graphs, train, ops, render, ui, generate, generate_rows, train_ops, compile_test,
+# tests, train_graphs, train, ops, render, ui, generate, generate_tiled, train_ops, compile_test,
 # train_compile, generate_compile, embed, train_1024. A short lease can then be split into two calls: correctness, kernels and the
 # eager benchmarks first; the compiled training (minutes of compiling) second.
-STEPS_WANTED=${GPU_CHECK_STEPS:-tests,train_graphs,train,ops,render,ui,generate,generate_rows,train_ops,compile_test,train_compile,generate_compile,embed,train_1024}
+STEPS_WANTED=${GPU_CHECK_STEPS:-tests,train_graphs,train,ops,render,ui,generate,generate_tiled,train_ops,compile_test,train_compile,generate_compile,embed,train_1024}
 want() { case ",$STEPS_WANTED," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # step NAME LIMIT_SECONDS LOGFILE CMD... : runs CMD with a timeout, records rc and seconds.
@@ -121,9 +121,10 @@ if want ui && "$PY" -c "import gradio, gradio_client" 2>/dev/null; then
 fi
 want generate && step "benchmarks/generate.py" 120 generate.log "$PY" benchmarks/generate.py --device cuda \
   --configs 256,1024
-# The same with upfirdn2d's row-streaming kernels (fifth session; ops.py times them per shape).
-want generate_rows && step "benchmarks/generate.py (rows kernels)" 120 generate_rows.log env \
-  BENDER_UPFIRDN2D_KERNEL=rows "$PY" benchmarks/generate.py --device cuda --configs 256,1024
+# The same with upfirdn2d's tiled kernels instead of the row-streaming ones (the default since the
+# fifth session, unmeasured until this run; ops.py times both per shape).
+want generate_tiled && step "benchmarks/generate.py (tiled kernels)" 120 generate_tiled.log env \
+  BENDER_UPFIRDN2D_KERNEL=tiled "$PY" benchmarks/generate.py --device cuda --configs 256,1024
 want train_ops && step "benchmarks/train_ops.py" 90 train_ops.log "$PY" benchmarks/train_ops.py --device cuda
 want train_ops && step "benchmarks/train_ops.py --cuda-graphs" 90 train_ops_graphs.log "$PY" \
   benchmarks/train_ops.py --device cuda --cuda-graphs
@@ -156,7 +157,7 @@ def read(name):
 ops = read("ops.log")
 if "kernel ms" in ops:
     print(ops[ops.index("op "):].rstrip() if "op " in ops else ops.rstrip())
-gen = read("generate.log") + read("generate_rows.log") + read("generate_compile.log")
+gen = read("generate.log") + read("generate_tiled.log") + read("generate_compile.log")
 for line in gen.splitlines():
     if line.startswith("|") or "FAILED" in line:
         print(line)

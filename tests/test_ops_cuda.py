@@ -159,12 +159,14 @@ FAST_CONFIGS = [  # (up, down, padding) as StyleGAN2 calls them, plus odd paddin
 SHAPES = [(1, 1, 4, 4), (2, 3, 9, 7), (4, 64, 16, 16), (1, 40, 33, 35), (2, 8, 128, 128), (1, 3, 21, 257)]
 
 
-def expected_kernel(x: torch.Tensor, up: int, down: int, path: int) -> int:
+def expected_kernel(x: torch.Tensor, up: int, down: int, pad: tuple, path: int) -> int:
     """The kernel ops.h's `path` should pick: 0 generic, 1 tiled, 2 row-streaming (-1: an error).
-    Row-streaming covers up 1, down 1 or 2, 4x4 filters, planar unit-stride rows, aligned x."""
+    Row-streaming covers up 1, down 1 or 2, 4x4 filters, planar unit-stride rows, aligned x; path 4
+    takes it only for planes with at least a thread's rows (16 at down 1, 8 at down 2)."""
     channels_fastest = x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous()
     rows = up == 1 and down in (1, 2) and not channels_fastest and x.stride(3) == 1 and x.data_ptr() % 16 == 0
-    return {0: 1, 1: 0, 2: 1, 3: 2 if rows else -1, 4: 2 if rows else 1}[path]
+    tall = (x.shape[2] + pad[2] + pad[3] - 4) // down + 1 >= (16 if down == 1 else 8)
+    return {0: 1, 1: 0, 2: 1, 3: 2 if rows else -1, 4: 2 if rows and tall else 1}[path]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -180,7 +182,7 @@ def test_upfirdn2d_fast_paths(ops, dtype, mem):
                 ref = upfirdn2d_ref(x.double(), f.double(), (up, up), (down, down), pad, flip, 1.7)
                 for path in (0, 1, 2, 3, 4):
                     poison()
-                    want = expected_kernel(x, up, down, path)
+                    want = expected_kernel(x, up, down, pad, path)
                     if want < 0:
                         with pytest.raises(RuntimeError, match="no row-streaming kernel"):
                             ops.ext.upfirdn2d(x, f, up, up, down, down, *pad, flip, 1.7, path)

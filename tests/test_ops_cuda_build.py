@@ -65,12 +65,26 @@ def test_bender_ops_cuda_turns_the_fallback_into_an_error(monkeypatch):
 
 def test_upfirdn2d_kernel_choice_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("BENDER_UPFIRDN2D_KERNEL", raising=False)
-    assert backend.upfirdn2d_path() == 0  # tiled first (ops.h's path 0)
-    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", " Rows ")
-    assert backend.upfirdn2d_path() == 4  # row-streaming first, then tiled, then generic
+    assert backend.upfirdn2d_path() == 4  # row-streaming first, then tiled, then generic (ops.h)
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", " Tiled ")
+    assert backend.upfirdn2d_path() == 0  # tiled, then generic
     monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", "fastest")
     with pytest.raises(ValueError, match="use tiled or rows"):
         backend.upfirdn2d_path()
+
+
+def test_the_instruction_count_model_still_pins_the_kernels_branches(monkeypatch):
+    """benchmarks/upfirdn2d_sass.py edits a copy of the kernels to keep only an interior thread's
+    path; every edit must still find its text, or the model silently counts something else."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "upfirdn2d_sass.py"
+    spec = importlib.util.spec_from_file_location("upfirdn2d_sass", path)
+    model = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, model)  # dataclasses look their module up there
+    spec.loader.exec_module(model)
+    for name, old, _new in model.PIN:
+        assert (model.CUDA_DIR / name).read_text().count(old) == 1, f"{name}: {old.strip()!r}"
 
 
 def test_kernel_status_reports_every_kernel_without_building(fresh_state, monkeypatch):

@@ -4,9 +4,9 @@
 (an error if they cannot be built), and the default `auto` uses the kernels for CUDA tensors when
 they build and the reference ops otherwise — with one warning that names why.
 
-`BENDER_UPFIRDN2D_KERNEL=rows` makes upfirdn2d try its row-streaming kernels (filtering and 2x
-downsampling of planar tensors) before the tiled ones; the default `tiled` keeps the kernels whose
-speed has been measured (BENCHMARKS.md, "CUDA kernels").
+upfirdn2d tries its row-streaming kernels (1x filtering and 2x downsampling of planar tensors) before
+the tiled ones; `BENDER_UPFIRDN2D_KERNEL=tiled` skips them (the kernels measured before them; see
+BENCHMARKS.md, "CUDA kernels").
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ UPFIRDN2D_KERNELS = {"tiled": 0, "rows": 4}  # name -> the extension's `path` ar
 
 
 def upfirdn2d_path() -> int:
-    """The kernel family upfirdn2d prefers, from BENDER_UPFIRDN2D_KERNEL (tiled | rows)."""
-    value = os.environ.get("BENDER_UPFIRDN2D_KERNEL", "tiled").strip().lower() or "tiled"
+    """The kernel family upfirdn2d prefers, from BENDER_UPFIRDN2D_KERNEL (rows, the default | tiled)."""
+    value = os.environ.get("BENDER_UPFIRDN2D_KERNEL", "rows").strip().lower() or "rows"
     if value not in UPFIRDN2D_KERNELS:
         raise ValueError(f"BENDER_UPFIRDN2D_KERNEL={value!r}: use tiled or rows")
     return UPFIRDN2D_KERNELS[value]

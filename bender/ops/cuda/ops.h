@@ -97,8 +97,8 @@ inline int upfirdn2d_out_size(int in, int up, int down, int pad0, int pad1, int 
 }
 
 // upfirdn2d's path: 0 = tiled fast path when one matches, else generic; 1 = generic only; 2 = tiled or
-// fail; 3 = row-streaming or fail; 4 = row-streaming, else tiled, else generic. `used` receives the
-// kernel that ran: 0 generic, 1 tiled, 2 row-streaming.
+// fail; 3 = row-streaming or fail; 4 = row-streaming (for planes at least as tall as a thread's rows),
+// else tiled, else generic. `used` receives the kernel that ran: 0 generic, 1 tiled, 2 row-streaming.
 int bias_act_launch(BiasActParams& p, int dtype, void* stream);
 int upfirdn2d_launch(Upfirdn2dParams& p, int dtype, int path, void* stream, int* used);
 

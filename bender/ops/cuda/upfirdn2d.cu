@@ -68,10 +68,13 @@ int target_blocks() {
 }
 
 // The row-streaming kernel for p, if one covers it; 1 if launched (error in *err), 0 if none fits.
+// `tall_only`: only for planes with at least RS output rows. A thread's walk down its RS rows is
+// unrolled at compile time, so in shorter planes part of it multiplies padding; there the tiled
+// kernels, which put many small planes in one block, are the better choice.
 template <typename T>
-int try_rows(Upfirdn2dParams& p, cudaStream_t stream, int* err) {
+int try_rows(Upfirdn2dParams& p, cudaStream_t stream, bool tall_only, int* err) {
 #define BENDER_TRY_ROWS(D, K, RS)                                                                          \
-    if (upfirdn2d_rows_plan<T, D, K, RS>(p)) {                                                            \
+    if ((!tall_only || p.ho >= RS) && upfirdn2d_rows_plan<T, D, K, RS>(p)) {                               \
         const int threads = RowsShape<T, D, K, RS>::THREADS;                                               \
         const int blocks = static_cast<int>((upfirdn2d_rows_threads(p) + threads - 1) / threads);          \
         upfirdn2d_rows_kernel<T, D, K, RS><<<blocks, threads, 0, stream>>>(p);                             \
@@ -88,7 +91,7 @@ int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used) {
     *used = 0;
     int err = 0;
     if (path == 3 || path == 4) {
-        if (try_rows<T>(p, stream, &err)) {
+        if (try_rows<T>(p, stream, path == 4, &err)) {
             *used = 2;
             return err;
         }

@@ -1,0 +1,162 @@
+"""Instructions per output of the upfirdn2d kernels, read from their machine code (no GPU needed).
+
+    python benchmarks/upfirdn2d_sass.py [--copy-tbs 4.25 --sms 132 --clock-ghz 1.98]
+
+A static model for machines without a GPU (numbers in BENCHMARKS.md, "CUDA kernels"). A copy of
+bender/ops/cuda is compiled with nvcc (-O3, sm_90) after pinning every run-time branch to the one an
+interior thread of a large planar image takes (16-byte loads, one load pass, one plane per block,
+aligned wide stores, window inside the row, the separable filter, the first alignment case); the
+source edits are listed in PIN and each must apply, so the script fails loudly when the kernels
+change shape. Then, from cuobjdump's SASS:
+
+* tiled kernels: the instructions of the main loop's body (one tile per iteration) divided by the
+  outputs one thread computes per tile (SX * SY);
+* row-streaming kernels: the whole kernel (it has no loop) divided by the outputs one thread
+  computes (RS rows * OX), setup included.
+
+"budget" is how many instructions per output an SM can issue (4 warp instructions per cycle) while
+its share of DRAM traffic runs at the floor: (4 * 32) / (outputs per cycle at the floor); a kernel
+above it is bound by instruction issue at "ceiling" = budget / instructions of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CUDA_DIR = Path(__file__).resolve().parents[1] / "bender" / "ops" / "cuda"
+
+# (file, text, replacement): pin each run-time branch to the interior thread's side.
+PIN = [
+    ("upfirdn2d.cuh", "    if (p.vec_load) {", "    if (true) {"),
+    ("upfirdn2d.cuh", "    for (int pass = 1; pass < p.load_passes; pass++) {",
+     "    for (int pass = 1; pass < 1; pass++) {"),
+    ("upfirdn2d.cuh", "    if (!p.channels_fastest) {\n        tx = tid % p.bx",
+     "    if (true) {\n        tx = tid % p.bx"),
+    ("upfirdn2d.cuh", "    if (!p.channels_fastest) {\n        const float* src",
+     "    if (true) {\n        const float* src"),
+    ("upfirdn2d.cuh", "        if (row_vec && (row + ox0) % SX == 0) {", "        if (true) {"),
+    ("upfirdn2d.cuh", "    const int pl = p.bp > 1 ? row / p.tih : 0;", "    const int pl = 0;"),
+    ("upfirdn2d_rows.cuh", "    switch (s) {", "    window_at<T, NW, 0>(w, v);\n    if (false) switch (s) {"),
+    ("upfirdn2d_rows.cuh", "        if (!cols_inside) {", "        if (false) {"),
+    ("upfirdn2d_rows.cuh", "    if (p.rows_vec_store) {", "    if (true) {"),
+    ("upfirdn2d_rows.cuh", "        if (ox0 + OX <= p.wo && (dst - static_cast<T*>(p.y)) % OX == 0) {",
+     "        if (true) {"),
+    ("upfirdn2d_rows.cuh",
+     "    else\n        rows_walk<T, D, K, RS, false>(p, plane_x, y, ox0, oy0, ix0, iy0, taps, fy, fx);", ""),
+]
+
+
+@dataclass
+class Case:
+    op: str
+    kernel: str  # mangled-name fragment
+    outputs: int  # outputs per thread (per tile for the tiled kernels)
+    bytes_per_output: float  # DRAM bytes per output at the floor
+    loop: bool
+
+
+CASES = [
+    Case("1x filter, fp16, tiled", "tiled_kernelI6__halfLi1ELi1ELi4ELi4ELi4E", 16, 4.0, True),
+    Case("1x filter, fp16, rows", "rows_kernelI6__halfLi1ELi4ELi16E", 16 * 8, 4.0, False),
+    Case("2x down, fp16, tiled", "tiled_kernelI6__halfLi1ELi2ELi4ELi2ELi2E", 4, 10.0, True),
+    Case("2x down, fp16, rows", "rows_kernelI6__halfLi2ELi4ELi8E", 8 * 8, 10.0, False),
+    Case("2x up, fp32, tiled", "tiled_kernelIfLi2ELi1ELi4ELi4ELi4E", 16, 5.0, True),
+    Case("1x filter, fp32, rows", "rows_kernelIfLi1ELi4ELi16E", 16 * 4, 8.0, False),
+]
+
+
+def find_cuobjdump() -> str:
+    found = shutil.which("cuobjdump")
+    if found:
+        return found
+    home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+    for cand in [Path(home) / "bin" / "cuobjdump", *Path(sys.prefix).glob("lib/python*/site-packages/triton/backends/"
+                                                                          "nvidia/bin/cuobjdump")]:
+        if cand.exists():
+            return str(cand)
+    sys.exit("cuobjdump not found: put the CUDA toolkit's bin on PATH (or install triton, which bundles one)")
+
+
+def functions(sass: str) -> dict[str, list[tuple[int, str]]]:
+    out = {}
+    for chunk in re.split(r"\n\s*Function : ", sass)[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        ins = []
+        for line in chunk.splitlines():
+            m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+            if m:
+                ins.append((int(m.group(1), 16), m.group(2)))
+        out[name] = ins
+    return out
+
+
+def opcode(text: str) -> str:
+    return re.sub(r"^@!?U?P\w+\s+", "", text).split()[0].split(".")[0]
+
+
+def loop_body(ins: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The longest backward branch's body: the tiled kernels' loop over tiles."""
+    index = {a: i for i, (a, _) in enumerate(ins)}
+    best: list[tuple[int, str]] = []
+    for i, (addr, text) in enumerate(ins):
+        m = re.search(r"\bBRA\b.*?0x([0-9a-f]+)", text)
+        if m and int(m.group(1), 16) < addr and int(m.group(1), 16) in index:
+            body = ins[index[int(m.group(1), 16)]: i + 1]
+            if len(body) > len(best):
+                best = body
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copy-tbs", type=float, default=4.25, help="device copy bandwidth, read+write (H200: 4.25)")
+    parser.add_argument("--sms", type=int, default=132)
+    parser.add_argument("--clock-ghz", type=float, default=1.98)
+    args = parser.parse_args()
+    nvcc = shutil.which("nvcc")
+    if not nvcc:
+        sys.exit("nvcc not found: this model compiles the kernels")
+    cuobjdump = find_cuobjdump()
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in CUDA_DIR.iterdir():
+            if f.suffix in (".cu", ".cuh", ".h"):
+                shutil.copy(f, tmp)
+        for name, old, new in PIN:
+            path = Path(tmp) / name
+            text = path.read_text()
+            if old not in text:
+                sys.exit(f"{name} changed: cannot pin {old.strip()!r}; update PIN in {Path(__file__).name}")
+            path.write_text(text.replace(old, new, 1))
+        obj = Path(tmp) / "u.o"
+        subprocess.run([nvcc, "-c", "-std=c++17", "-O3", "-arch=sm_90", "-diag-suppress", "177",
+                        str(Path(tmp) / "upfirdn2d.cu"), "-o", str(obj)], check=True)
+        sass = subprocess.run([cuobjdump, "-sass", str(obj)], check=True, capture_output=True, text=True).stdout
+    funcs = functions(sass)
+    bytes_per_cycle = args.copy_tbs * 1e12 / args.sms / (args.clock_ghz * 1e9)
+    print(f"floor: {bytes_per_cycle:.1f} DRAM bytes per SM cycle ({args.copy_tbs} TB/s, {args.sms} SMs, "
+          f"{args.clock_ghz} GHz); issue: 128 thread instructions per SM cycle")
+    print("| kernel (interior thread) | instructions | outputs | per output | FFMA per output | budget | ceiling |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for case in CASES:
+        name = next((n for n in funcs if case.kernel in n), None)
+        if name is None:
+            sys.exit(f"no kernel matching {case.kernel}")
+        ins = loop_body(funcs[name]) if case.loop else funcs[name]
+        ffma = sum(1 for _, t in ins if opcode(t) == "FFMA")
+        per = len(ins) / case.outputs
+        budget = 128 / (bytes_per_cycle / case.bytes_per_output)
+        print(f"| {case.op} | {len(ins)} | {case.outputs} | {per:.1f} | {ffma / case.outputs:.1f} | {budget:.0f} | "
+              f"{min(100 * budget / per, 999):.0f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
