@@ -32,10 +32,10 @@ fi
 left() { echo $((BUDGET - SECONDS)); }
 
 # GPU_CHECK_STEPS: a comma list of the optional steps to run (default: all of them, in this order):
-# tests, train_graphs, train, ops, render, ui, generate, generate_tiled, train_ops, compile_test,
+# tests, train_graphs, train, train_profile, ops, render, ui, generate, generate_tiled, train_ops, compile_test,
 # train_compile, generate_compile, embed, train_1024. A short lease can then be split into two calls: correctness, kernels and the
 # eager benchmarks first; the compiled training (minutes of compiling) second.
-STEPS_WANTED=${GPU_CHECK_STEPS:-tests,train_graphs,train,ops,render,ui,generate,generate_tiled,train_ops,compile_test,train_compile,generate_compile,embed,train_1024}
+STEPS_WANTED=${GPU_CHECK_STEPS:-tests,train_graphs,train,train_profile,ops,render,ui,generate,generate_tiled,train_ops,compile_test,train_compile,generate_compile,embed,train_1024}
 want() { case ",$STEPS_WANTED," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # step NAME LIMIT_SECONDS LOGFILE CMD... : runs CMD with a timeout, records rc and seconds.
@@ -107,6 +107,13 @@ want train_graphs && step "train.py --cuda-graphs (256/64/1024, ADA)" 200 bench_
 want train && step "benchmarks/train.py" 90 bench_train.log "$PY" benchmarks/train.py --device cuda --res 256 --aug on \
   --kimg 0.5 --repeat 2
 
+# Where the 256² step's time goes (fifth session): GPU kernel time by kind against the wall time,
+# eager and with --cuda-graphs. What to speed up next for #6 comes from these two tables.
+want train_profile && step "train_profile.py (256, ADA)" 90 train_profile.log "$PY" benchmarks/train_profile.py \
+  --device cuda --res 256
+want train_profile && step "train_profile.py --cuda-graphs" 90 train_profile_graphs.log "$PY" \
+  benchmarks/train_profile.py --device cuda --res 256 --cuda-graphs --warmup 48
+
 # 4. Kernel vs reference vs bandwidth floor (seconds).
 want ops && step "benchmarks/ops.py" 200 ops.log "$PY" benchmarks/ops.py --json "$DIR/ops.json"
 
@@ -161,6 +168,10 @@ gen = read("generate.log") + read("generate_tiled.log") + read("generate_compile
 for line in gen.splitlines():
     if line.startswith("|") or "FAILED" in line:
         print(line)
+for name in ("train_profile.log", "train_profile_graphs.log"):
+    for line in read(name).splitlines()[:16]:
+        if line.startswith(("|", "#", "wall")):
+            print(line)
 for name in ("bench_train.log", "bench_train_graphs.log", "bench_train_compile.log", "bench_train_1024.log"):
     for line in read(name).splitlines():
         if line.startswith(("|", "#")) or "Error" in line:
@@ -184,6 +195,9 @@ for line in read("steps.tsv").splitlines():
         m = re.search(r"worst kernel at (\d+)% of its floor", text)
         b = re.search(r"copy: (\S+ TB/s)", text)
         detail = f"worst kernel {m.group(1)}% of floor (target 70%); copy {b.group(1)}" if m else text[-150:]
+    elif name.startswith("train_profile"):
+        m = re.search(r"^wall: (.*)$", text, re.M)
+        detail = m.group(1) if m else text[-150:]
     elif "generate.py" in name:
         best = {}
         for line2 in text.splitlines():
