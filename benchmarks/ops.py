@@ -120,13 +120,13 @@ KERNEL_NAMES = {0: "generic", 1: "tiled", 2: "rows"}
 
 
 def bench_upfirdn2d(op: str, cfg: str, shape: tuple, dtype: torch.dtype, up: int, down: int, pad: tuple, gain: float,
-                    bw: float, reps: int, l2: int) -> list[Row]:
+                    bw: float, reps: int, l2: int, fmt: torch.memory_format = torch.contiguous_format) -> list[Row]:
     """The tiled kernel, then the row-streaming one where it covers the call (bender's default), each
     timed through the public op on the same inputs."""
     f = setup_filter([1, 3, 3, 1]).cuda()
 
     def make():
-        return ((torch.randn(shape, device="cuda")).to(dtype),)
+        return ((torch.randn(shape, device="cuda")).to(dtype).contiguous(memory_format=fmt),)
 
     elem = torch.finfo(dtype).bits // 8
     n, c, h, w = shape
@@ -152,7 +152,8 @@ def bench_upfirdn2d(op: str, cfg: str, shape: tuple, dtype: torch.dtype, up: int
                                                   impl="cuda"), len(sets), reps)
             finally:
                 os.environ.pop("BENDER_UPFIRDN2D_KERNEL", None)
-            rows.append(Row(op, cfg, f"{tuple(shape)}->{ho}x{wo}", str(dtype).replace("torch.", ""), k, r,
+            layout = " NHWC" if fmt == torch.channels_last else ""
+            rows.append(Row(op, cfg, f"{tuple(shape)}->{ho}x{wo}{layout}", str(dtype).replace("torch.", ""), k, r,
                             nbytes / bw, KERNEL_NAMES[kernel]))
     return rows
 
@@ -186,6 +187,11 @@ def run(reps: int, only: str | None) -> tuple[list[Row], float]:
                                 (2, 2, 2, 2), 1.0, bw, reps, l2)
         rows += bench_upfirdn2d("downsample2d 2x (D skip)", label, (n, c_top, res, res), f16, 1, 2,
                                 (1, 1, 1, 1), 1.0, bw, reps, l2)
+        # The same two on channels_last tensors: what training runs (its fp16 layers are NHWC).
+        rows += bench_upfirdn2d("upfirdn2d 1x (G conv0)", label, (n, c_top, res + 1, res + 1), f16, 1, 1,
+                                (1, 1, 1, 1), 4.0, bw, reps, l2, torch.channels_last)
+        rows += bench_upfirdn2d("downsample2d 2x (D skip)", label, (n, c_top, res, res), f16, 1, 2,
+                                (1, 1, 1, 1), 1.0, bw, reps, l2, torch.channels_last)
         torch.cuda.empty_cache()
     return rows, bw
 
@@ -201,8 +207,8 @@ def table(rows: list[Row], bw: float) -> str:
                      f"{r.floor_ms:8.3f} {r.pct_of_floor:6.0f}%")
     # bender's default: the row-streaming kernel where it covers the shape, else the tiled one.
     tiled = [r for r in rows if r.path != "rows"]
-    alt = {(r.op, r.config): r for r in rows if r.path == "rows"}
-    default = [alt.get((r.op, r.config), r) for r in tiled]
+    alt = {(r.op, r.config, r.shape): r for r in rows if r.path == "rows"}
+    default = [alt.get((r.op, r.config, r.shape), r) for r in tiled]
     worst = min(r.pct_of_floor for r in default)
     lines.append(f"device-to-device copy: {bw / 1e9:.2f} TB/s (read+write); worst kernel at {worst:.0f}% of its "
                  f"floor (target >= 70%)")

@@ -148,14 +148,17 @@ int run_tiled(Upfirdn2dParams& p) {
     return 1;
 }
 
-// The row-streaming kernel (upfirdn2d_rows.cuh): every thread of the grid, including the idle ones
-// past the last plane in the last block.
+// The row-streaming kernels (upfirdn2d_rows.cuh): every thread of the grid, including the idle ones
+// past the last plane in the last block; channels_last first, as the launcher tries it.
 template <typename T, int D, int K, int RS>
 int run_rows(Upfirdn2dParams& p) {
-    if (!upfirdn2d_rows_plan<T, D, K, RS>(p)) return kErrNoRowsKernel;
-    const int threads = RowsShape<T, D, K, RS>::THREADS;
-    const int64_t total = (upfirdn2d_rows_threads(p) + threads - 1) / threads * threads;
-    for (int64_t g = 0; g < total; g++) upfirdn2d_rows_thread<T, D, K, RS>(p, static_cast<int>(g));
+    const bool cl = upfirdn2d_rows_cl_plan<T, D, K, RS>(p);
+    if (!cl && !upfirdn2d_rows_plan<T, D, K, RS>(p)) return kErrNoRowsKernel;
+    const int64_t total = (upfirdn2d_rows_threads(p) + kRowsThreads - 1) / kRowsThreads * kRowsThreads;
+    for (int64_t g = 0; g < total; g++) {
+        if (cl) upfirdn2d_rows_cl_thread<T, D, K, RS>(p, static_cast<int>(g));
+        else upfirdn2d_rows_thread<T, D, K, RS>(p, static_cast<int>(g));
+    }
     return 2;
 }
 

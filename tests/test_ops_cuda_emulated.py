@@ -313,8 +313,10 @@ def row_pitched(x: torch.Tensor, extra: int) -> torch.Tensor:
 
 
 # Widths that start rows at every alignment (257: G's 1x filter input), tiny planes, many planes.
-ROW_SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 2, 33, 70), (1, 1, 70, 3), (2, 2, 19, 257), (1, 40, 9, 11)]
+ROW_SIZES = [(1, 1, 4, 4), (2, 3, 7, 5), (1, 2, 33, 70), (1, 1, 70, 3), (2, 2, 19, 257), (1, 40, 9, 11),
+             (2, 8, 19, 37), (1, 4, 5, 6), (1, 6, 18, 9)]
 ROW_PADS = [(1, 1, 1, 1), (2, 2, 2, 2), (0, 3, 1, -1), (-2, 1, 3, 0), (3, 0, 0, 2)]
+ROW_LAYOUTS = [(False, "contiguous"), (True, "pitched"), (False, "channels_last"), (True, "channels_last")]
 
 
 @pytest.mark.parametrize("down", [1, 2])
@@ -322,26 +324,35 @@ ROW_PADS = [(1, 1, 1, 1), (2, 2, 2, 2), (0, 3, 1, -1), (-2, 1, 3, 0), (3, 0, 0, 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_upfirdn2d_rows_thread_code_matches_reference(emu, down, fkind, dtype):
     """Every thread of the grid, on both of its filter paths (binomial and 1-D filters are
-    separable, random 2-D ones are not), dense and row-pitched inputs, every row alignment."""
+    separable, random 2-D ones are not): planar inputs, dense and row-pitched (every row
+    alignment), and channels_last ones (channel counts that are multiples of 8 bytes)."""
     g = torch.Generator().manual_seed(17 + down)
     f = filters(fkind, 4, g)
     for size in ROW_SIZES:
         for pad in ROW_PADS:
             if min(size[3] + pad[0] + pad[1], size[2] + pad[2] + pad[3]) < 4:
                 continue
-            for flip, pitch in ((False, 0), (True, 3)):
+            for flip, mem in ROW_LAYOUTS:
+                if mem == "channels_last" and size[1] % (8 // x_bytes(dtype)):
+                    continue
                 x = torch.randn(*size, generator=g).to(dtype)
-                if pitch:
-                    x = row_pitched(x, pitch)
+                if mem == "pitched":
+                    x = row_pitched(x, 3)
+                elif mem == "channels_last":
+                    x = x.contiguous(memory_format=torch.channels_last)
                 r, y, _ = emu_upfirdn2d(emu, x, f, (1, 1), (down, down), pad, flip, 1.7, path=3)
-                assert r == 2, f"row kernel not taken (code {r}) for {size} pad {pad}"
+                assert r == 2, f"row kernel not taken (code {r}) for {size} {mem} pad {pad}"
                 ref = upfirdn2d_ref(x.double(), f.double(), (1, 1), (down, down), pad, flip, 1.7)
-                assert_matches(y, ref, f"size {size} pad {pad} flip {flip} pitch {pitch}")
+                assert_matches(y, ref, f"size {size} {mem} pad {pad} flip {flip}")
+
+
+def x_bytes(dtype: torch.dtype) -> int:
+    return torch.finfo(dtype).bits // 8
 
 
 def test_upfirdn2d_rows_refuses_what_it_does_not_cover(emu):
-    """Upsampling, other filter sizes and layouts other than planar unit-stride rows are left to
-    the tiled and generic kernels (-5: no row kernel)."""
+    """Upsampling, other filter sizes, strided rows and channels_last with channel counts that are
+    not a multiple of 8 bytes are left to the tiled and generic kernels (-5: no row kernel)."""
     x = torch.randn(1, 3, 9, 9)
     f = setup_filter([1, 3, 3, 1])
     assert emu_upfirdn2d(emu, x, f, (2, 2), (1, 1), (2, 1, 2, 1), False, 4.0, path=3)[0] == -5
