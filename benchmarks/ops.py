@@ -192,6 +192,9 @@ def run(reps: int, only: str | None) -> tuple[list[Row], float]:
                                 (1, 1, 1, 1), 4.0, bw, reps, l2, torch.channels_last)
         rows += bench_upfirdn2d("downsample2d 2x (D skip)", label, (n, c_top, res, res), f16, 1, 2,
                                 (1, 1, 1, 1), 1.0, bw, reps, l2, torch.channels_last)
+        # ...and the 2x downsampling's gradient in D's backward pass: a 2x upsampling.
+        rows += bench_upfirdn2d("upsample2d 2x (D grad)", label, (n, c_top, res // 2, res // 2), f16, 2, 1,
+                                (2, 1, 2, 1), 4.0, bw, reps, l2, torch.channels_last)
         torch.cuda.empty_cache()
     return rows, bw
 

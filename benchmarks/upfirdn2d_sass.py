@@ -41,9 +41,10 @@ ROWS = [
      "        window_at<0>(r.w, v);\n        if (false) switch (r.s) {"),
     ("upfirdn2d_rows.cuh", "        if (!cols_inside) {", "        if (false) {"),
     ("upfirdn2d_rows.cuh", "        if (p.rows_vec_store) {", "        if (true) {"),
-    ("upfirdn2d_rows.cuh", "            if (ox0 + OUT <= p.wo && (dst - static_cast<T*>(p.y)) % OUT == 0) {",
+    ("upfirdn2d_rows.cuh",
+     "            if (ox0 >= 0 && ox0 + OUT <= p.wo && (dst - static_cast<T*>(p.y)) % OUT == 0) {",
      "            if (true) {"),
-    ("upfirdn2d_rows.cuh", "    else\n        rows_walk<D, K, RS, false>(l, oy0, iy0, taps, fy, fx);", ""),
+    ("upfirdn2d_rows.cuh", "    else\n        rows_walk<U, D, K, RS, false>(l, oy0, iy0, taps, fy, fx);", ""),
 ]
 TILED_PLANAR = [
     ("upfirdn2d.cuh", "    if (p.vec_load) {", "    if (true) {"),
@@ -83,15 +84,19 @@ class Case:
 
 CASES = [
     Case("1x filter, fp16, NCHW, tiled", "planar", "tiled_kernelI6__halfLi1ELi1ELi4ELi4ELi4E", 16, 4.0, True),
-    Case("1x filter, fp16, NCHW, rows", "planar", "rows_kernelI6__halfLi1ELi4ELi16ELb0E", 16 * 8, 4.0, False),
+    Case("1x filter, fp16, NCHW, rows", "planar", "rows_kernelI6__halfLi1ELi1ELi4ELi16ELb0E", 16 * 8, 4.0, False),
     Case("2x down, fp16, NCHW, tiled", "planar", "tiled_kernelI6__halfLi1ELi2ELi4ELi2ELi2E", 4, 10.0, True),
-    Case("2x down, fp16, NCHW, rows", "planar", "rows_kernelI6__halfLi2ELi4ELi8ELb0E", 8 * 8, 10.0, False),
+    Case("2x down, fp16, NCHW, rows", "planar", "rows_kernelI6__halfLi1ELi2ELi4ELi8ELb0E", 8 * 8, 10.0, False),
     Case("2x up, fp32, NCHW, tiled", "planar", "tiled_kernelIfLi2ELi1ELi4ELi4ELi4E", 16, 5.0, True),
-    Case("1x filter, fp32, NCHW, rows", "planar", "rows_kernelIfLi1ELi4ELi16ELb0E", 16 * 4, 8.0, False),
+    Case("2x up, fp32, NCHW, rows", "planar", "rows_kernelIfLi2ELi1ELi4ELi16ELb0E", 16 * 4, 5.0, False),
+    Case("1x filter, fp32, NCHW, rows", "planar", "rows_kernelIfLi1ELi1ELi4ELi16ELb0E", 16 * 4, 8.0, False),
     Case("1x filter, fp16, NHWC, tiled", "channels_last", "tiled_kernelI6__halfLi1ELi1ELi4ELi4ELi4E", 16, 4.0, True),
-    Case("1x filter, fp16, NHWC, rows", "channels_last", "rows_kernelI6__halfLi1ELi4ELi16ELb1E", 16 * 8, 4.0, False),
+    Case("1x filter, fp16, NHWC, rows", "channels_last", "rows_kernelI6__halfLi1ELi1ELi4ELi16ELb1E", 16 * 8, 4.0,
+         False),
     Case("2x down, fp16, NHWC, tiled", "channels_last", "tiled_kernelI6__halfLi1ELi2ELi4ELi2ELi2E", 4, 10.0, True),
-    Case("2x down, fp16, NHWC, rows", "channels_last", "rows_kernelI6__halfLi2ELi4ELi8ELb1E", 8 * 8, 10.0, False),
+    Case("2x down, fp16, NHWC, rows", "channels_last", "rows_kernelI6__halfLi1ELi2ELi4ELi8ELb1E", 8 * 8, 10.0, False),
+    Case("2x up, fp16, NHWC, tiled", "channels_last", "tiled_kernelI6__halfLi2ELi1ELi4ELi4ELi4E", 16, 2.5, True),
+    Case("2x up, fp16, NHWC, rows", "channels_last", "rows_kernelI6__halfLi2ELi1ELi4ELi16ELb1E", 16 * 8, 2.5, False),
 ]
 
 

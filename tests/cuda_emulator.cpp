@@ -89,7 +89,8 @@ struct bender::Num<EmuBf16> {
 
 namespace {
 
-const int kErrReadOutside = -200;  // a load left x's memory (see bender_emulator_check_read)
+const int kErrReadOutside = -200;   // a load left x's memory (see bender_emulator_check_read)
+const int kErrWriteOutside = -201;  // a store landed outside y's elements
 
 // The tiled kernel's block loop (upfirdn2d.cu), one phase at a time for every thread; each thread
 // keeps its own registers (TileLoads) between phases, as on the GPU.
@@ -150,14 +151,14 @@ int run_tiled(Upfirdn2dParams& p) {
 
 // The row-streaming kernels (upfirdn2d_rows.cuh): every thread of the grid, including the idle ones
 // past the last plane in the last block; channels_last first, as the launcher tries it.
-template <typename T, int D, int K, int RS>
+template <typename T, int U, int D, int K, int RS>
 int run_rows(Upfirdn2dParams& p) {
-    const bool cl = upfirdn2d_rows_cl_plan<T, D, K, RS>(p);
-    if (!cl && !upfirdn2d_rows_plan<T, D, K, RS>(p)) return kErrNoRowsKernel;
+    const bool cl = upfirdn2d_rows_cl_plan<T, U, D, K, RS>(p);
+    if (!cl && !upfirdn2d_rows_plan<T, U, D, K, RS>(p)) return kErrNoRowsKernel;
     const int64_t total = (upfirdn2d_rows_threads(p) + kRowsThreads - 1) / kRowsThreads * kRowsThreads;
     for (int64_t g = 0; g < total; g++) {
-        if (cl) upfirdn2d_rows_cl_thread<T, D, K, RS>(p, static_cast<int>(g));
-        else upfirdn2d_rows_thread<T, D, K, RS>(p, static_cast<int>(g));
+        if (cl) upfirdn2d_rows_cl_thread<T, U, D, K, RS>(p, static_cast<int>(g));
+        else upfirdn2d_rows_thread<T, U, D, K, RS>(p, static_cast<int>(g));
     }
     return 2;
 }
@@ -178,11 +179,25 @@ int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, i
     g_read_lo = reinterpret_cast<const char*>(padded.data());
     g_read_hi = reinterpret_cast<const char*>((end + 15) / 16 * 16);
     g_read_strayed = false;
+    // y is written into a copy with guard elements on both sides (poisoned with a marker); a kernel
+    // that writes outside y's own elements changes a guard.
+    int64_t y_extent = 1;
+    for (int i = 0; i < 4; i++) {
+        const int size = i == 0 ? p.n : i == 1 ? p.c : i == 2 ? p.ho : p.wo;
+        const int64_t stride = i == 0 ? p.syn : i == 1 ? p.syc : i == 2 ? p.syh : p.syw;
+        y_extent += static_cast<int64_t>(size - 1) * stride;
+    }
+    const int64_t guard = 64;  // elements: keeps y 16-byte aligned for 2- and 4-byte types
+    const T marker = Num<T>::store(-1234.5f);
+    std::vector<T> y_guarded(y_extent + 2 * guard, marker);
+    T* const y_out = static_cast<T*>(p.y);
+    std::memcpy(y_guarded.data() + guard, y_out, y_extent * sizeof(T));
+    p.y = y_guarded.data() + guard;
     int result = kErrNoTiledKernel;
     if (path == 3) {
         result = kErrNoRowsKernel;
-#define BENDER_EMU_ROWS(D, K, RS) \
-    if (result == kErrNoRowsKernel) result = run_rows<T, D, K, RS>(p);
+#define BENDER_EMU_ROWS(U, D, K, RS) \
+    if (result == kErrNoRowsKernel) result = run_rows<T, U, D, K, RS>(p);
         BENDER_UPFIRDN2D_ROWS(BENDER_EMU_ROWS)
 #undef BENDER_EMU_ROWS
     } else if (path == 2) {
@@ -198,6 +213,10 @@ int upfirdn2d_typed(Upfirdn2dParams& p, const void* x, const int64_t* strides, i
         result = 0;
     }
     g_read_lo = g_read_hi = nullptr;
+    std::memcpy(y_out, y_guarded.data() + guard, y_extent * sizeof(T));
+    for (int64_t i = 0; i < guard; i++)
+        if (std::memcmp(&y_guarded[i], &marker, sizeof(T)) || std::memcmp(&y_guarded[guard + y_extent + i], &marker, sizeof(T)))
+            return kErrWriteOutside;
     return g_read_strayed ? kErrReadOutside : result;
 }
 

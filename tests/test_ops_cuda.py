@@ -161,9 +161,9 @@ SHAPES = [(1, 1, 4, 4), (2, 3, 9, 7), (4, 64, 16, 16), (1, 40, 33, 35), (2, 8, 1
 
 def expected_kernel(x: torch.Tensor, up: int, down: int, pad: tuple, path: int) -> int:
     """The kernel ops.h's `path` should pick: 0 generic, 1 tiled, 2 row-streaming (-1: an error).
-    Row-streaming covers up 1, down 1 or 2 with 4x4 filters: planar unit-stride rows of a 16-byte
-    aligned x, or channels_last with 8-byte channel groups; path 4 takes it only for planes with at
-    least a thread's rows (16 at down 1, 8 at down 2)."""
+    Row-streaming covers up 1 with down 1 or 2, and up 2 with down 1, with 4x4 filters: planar
+    unit-stride rows of a 16-byte aligned x, or channels_last with 8-byte channel groups; path 4
+    takes it only for planes with at least a thread's rows (8 at down 2, else 16)."""
     channels_fastest = x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous()
     cv = 8 // x.element_size()
     if channels_fastest:
@@ -171,8 +171,8 @@ def expected_kernel(x: torch.Tensor, up: int, down: int, pad: tuple, path: int) 
             and x.data_ptr() % 8 == 0
     else:
         layout_ok = x.stride(3) == 1 and x.data_ptr() % 16 == 0
-    rows = up == 1 and down in (1, 2) and layout_ok
-    tall = (x.shape[2] + pad[2] + pad[3] - 4) // down + 1 >= (16 if down == 1 else 8)
+    rows = (up, down) in ((1, 1), (1, 2), (2, 1)) and layout_ok
+    tall = (x.shape[2] * up + pad[2] + pad[3] - 4) // down + 1 >= (16 if down == 1 else 8)
     return {0: 1, 1: 0, 2: 1, 3: 2 if rows else -1, 4: 2 if rows and tall else 1}[path]
 
 

@@ -319,18 +319,19 @@ ROW_PADS = [(1, 1, 1, 1), (2, 2, 2, 2), (0, 3, 1, -1), (-2, 1, 3, 0), (3, 0, 0, 
 ROW_LAYOUTS = [(False, "contiguous"), (True, "pitched"), (False, "channels_last"), (True, "channels_last")]
 
 
-@pytest.mark.parametrize("down", [1, 2])
+@pytest.mark.parametrize("up,down", [(1, 1), (1, 2), (2, 1)])
 @pytest.mark.parametrize("fkind", ["binomial", "random2d", "separable"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_upfirdn2d_rows_thread_code_matches_reference(emu, down, fkind, dtype):
+def test_upfirdn2d_rows_thread_code_matches_reference(emu, up, down, fkind, dtype):
     """Every thread of the grid, on both of its filter paths (binomial and 1-D filters are
     separable, random 2-D ones are not): planar inputs, dense and row-pitched (every row
-    alignment), and channels_last ones (channel counts that are multiples of 8 bytes)."""
-    g = torch.Generator().manual_seed(17 + down)
+    alignment), and channels_last ones (channel counts that are multiples of 8 bytes). Upsampling
+    with odd paddings starts each row's first thread one output before the image."""
+    g = torch.Generator().manual_seed(17 + down + 10 * up)
     f = filters(fkind, 4, g)
     for size in ROW_SIZES:
         for pad in ROW_PADS:
-            if min(size[3] + pad[0] + pad[1], size[2] + pad[2] + pad[3]) < 4:
+            if min(size[3] * up + pad[0] + pad[1], size[2] * up + pad[2] + pad[3]) < 4:
                 continue
             for flip, mem in ROW_LAYOUTS:
                 if mem == "channels_last" and size[1] % (8 // x_bytes(dtype)):
@@ -340,9 +341,9 @@ def test_upfirdn2d_rows_thread_code_matches_reference(emu, down, fkind, dtype):
                     x = row_pitched(x, 3)
                 elif mem == "channels_last":
                     x = x.contiguous(memory_format=torch.channels_last)
-                r, y, _ = emu_upfirdn2d(emu, x, f, (1, 1), (down, down), pad, flip, 1.7, path=3)
+                r, y, _ = emu_upfirdn2d(emu, x, f, (up, up), (down, down), pad, flip, 1.7, path=3)
                 assert r == 2, f"row kernel not taken (code {r}) for {size} {mem} pad {pad}"
-                ref = upfirdn2d_ref(x.double(), f.double(), (1, 1), (down, down), pad, flip, 1.7)
+                ref = upfirdn2d_ref(x.double(), f.double(), (up, up), (down, down), pad, flip, 1.7)
                 assert_matches(y, ref, f"size {size} {mem} pad {pad} flip {flip}")
 
 
@@ -351,11 +352,13 @@ def x_bytes(dtype: torch.dtype) -> int:
 
 
 def test_upfirdn2d_rows_refuses_what_it_does_not_cover(emu):
-    """Upsampling, other filter sizes, strided rows and channels_last with channel counts that are
-    not a multiple of 8 bytes are left to the tiled and generic kernels (-5: no row kernel)."""
+    """Resampling by both up and down, other factors, other filter sizes, strided rows and
+    channels_last with channel counts that are not a multiple of 8 bytes are left to the tiled and
+    generic kernels (-5: no row kernel)."""
     x = torch.randn(1, 3, 9, 9)
     f = setup_filter([1, 3, 3, 1])
-    assert emu_upfirdn2d(emu, x, f, (2, 2), (1, 1), (2, 1, 2, 1), False, 4.0, path=3)[0] == -5
+    assert emu_upfirdn2d(emu, x, f, (2, 2), (2, 2), (2, 1, 2, 1), False, 4.0, path=3)[0] == -5
+    assert emu_upfirdn2d(emu, x, f, (4, 4), (1, 1), (2, 1, 2, 1), False, 4.0, path=3)[0] == -5
     assert emu_upfirdn2d(emu, x, torch.rand(3, 3), (1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, path=3)[0] == -5
     assert emu_upfirdn2d(emu, x, f, (1, 1), (3, 3), (1, 1, 1, 1), False, 1.0, path=3)[0] == -5
     for mem in ("channels_last", "strided"):

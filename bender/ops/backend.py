@@ -4,9 +4,9 @@
 (an error if they cannot be built), and the default `auto` uses the kernels for CUDA tensors when
 they build and the reference ops otherwise — with one warning that names why.
 
-upfirdn2d tries its row-streaming kernels (1x filtering and 2x downsampling of planar tensors) before
-the tiled ones; `BENDER_UPFIRDN2D_KERNEL=tiled` skips them (the kernels measured before them; see
-BENCHMARKS.md, "CUDA kernels").
+upfirdn2d tries its row-streaming kernels (1x filtering, 2x down- and upsampling with 4x4 filters,
+planar or channels_last) before the tiled ones; `BENDER_UPFIRDN2D_KERNEL=tiled` skips them (the
+tiled kernels are the ones measured on a GPU so far; see BENCHMARKS.md, "CUDA kernels").
 """
 
 from __future__ import annotations

@@ -49,11 +49,11 @@ __global__ void __launch_bounds__(128, 4) upfirdn2d_tiled_kernel(Upfirdn2dParams
 
 // One thread per run of outputs in RS rows; see upfirdn2d_rows.cuh. 128 registers at most: a thread
 // keeps the next rows' loads in flight while it uses the current one.
-template <typename T, int D, int K, int RS, bool CL>
+template <typename T, int U, int D, int K, int RS, bool CL>
 __global__ void __launch_bounds__(kRowsThreads, 4) upfirdn2d_rows_kernel(Upfirdn2dParams p) {
     const int g = static_cast<int>(blockIdx.x) * kRowsThreads + static_cast<int>(threadIdx.x);
-    if constexpr (CL) upfirdn2d_rows_cl_thread<T, D, K, RS>(p, g);
-    else upfirdn2d_rows_thread<T, D, K, RS>(p, g);
+    if constexpr (CL) upfirdn2d_rows_cl_thread<T, U, D, K, RS>(p, g);
+    else upfirdn2d_rows_thread<T, U, D, K, RS>(p, g);
 }
 
 namespace {
@@ -74,13 +74,13 @@ int target_blocks() {
 // kernels, which put many small planes in one block, are the better choice.
 template <typename T>
 int try_rows(Upfirdn2dParams& p, cudaStream_t stream, bool tall_only, int* err) {
-#define BENDER_TRY_ROWS(D, K, RS)                                                                          \
+#define BENDER_TRY_ROWS(U, D, K, RS)                                                                       \
     if (!tall_only || p.ho >= RS) {                                                                        \
-        const bool cl = upfirdn2d_rows_cl_plan<T, D, K, RS>(p);                                            \
-        if (cl || upfirdn2d_rows_plan<T, D, K, RS>(p)) {                                                   \
+        const bool cl = upfirdn2d_rows_cl_plan<T, U, D, K, RS>(p);                                         \
+        if (cl || upfirdn2d_rows_plan<T, U, D, K, RS>(p)) {                                                \
             const int blocks = static_cast<int>((upfirdn2d_rows_threads(p) + kRowsThreads - 1) / kRowsThreads); \
-            if (cl) upfirdn2d_rows_kernel<T, D, K, RS, true><<<blocks, kRowsThreads, 0, stream>>>(p);      \
-            else upfirdn2d_rows_kernel<T, D, K, RS, false><<<blocks, kRowsThreads, 0, stream>>>(p);        \
+            if (cl) upfirdn2d_rows_kernel<T, U, D, K, RS, true><<<blocks, kRowsThreads, 0, stream>>>(p);   \
+            else upfirdn2d_rows_kernel<T, U, D, K, RS, false><<<blocks, kRowsThreads, 0, stream>>>(p);     \
             *err = static_cast<int>(cudaGetLastError());                                                   \
             return 1;                                                                                      \
         }                                                                                                  \
