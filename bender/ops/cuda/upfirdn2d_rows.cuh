@@ -8,16 +8,16 @@
 // counts them). Here a thread owns a short run of outputs in each of RS consecutive output rows and
 // walks down the input rows those need: each input row is read with wide loads (neighbouring
 // threads' loads overlap by the filter's halo, which the L1 cache serves), turned into floats once,
-// and multiplied into the accumulators of the few output rows it touches. The walk is
-// unrolled at compile time and the loads of the next AHEAD rows are in flight while a row is used,
-// so per row a thread does one address computation, its loads, the conversions and the
-// multiply-adds. A separable filter (StyleGAN2's binomial ones; detected on the device) is applied
-// along x once per input row, then along y: K + K multiply-adds per output instead of K * K.
+// and multiplied into the accumulators of the few output rows it touches. The walk is unrolled at
+// compile time and the loads of the next kRowsAhead rows are in flight while a row is used, so per
+// row a thread does one address computation, its loads, the conversions and the multiply-adds. A
+// separable filter (StyleGAN2's binomial ones; detected on the device) is applied along x once per
+// input row, then along y: K + K multiply-adds per output instead of K * K.
 // Upsampling (U = 2) is polyphase: a thread's first output is placed so that which taps meet real
 // (not zero-inserted) samples is known at compile time, and no multiply is spent on inserted zeros.
 //
 // The layouts differ only in how a thread's outputs and window sit in memory (the policies below):
-//  * planar: OX = 16 bytes of consecutive outputs of one plane; the window is read as 16-byte
+//  * planar: OUT = 16 bytes of consecutive outputs of one plane; the window is read as 16-byte
 //    chunks. Rows of odd width (257 for G's 1x filter) start at every alignment, so where the window
 //    starts inside its first chunk is a run-time value; a switch turns it into compile-time cases,
 //    so taking the window out of the chunks never indexes registers at run time.
@@ -52,7 +52,7 @@ struct PlanarRows {
         int s;  // where the window starts in chunk 0
     };
     // Whether output b's filter tap kx meets a real input sample, and which window element it is
-    // (the thread's first output is placed on a real sample: see upfirdn2d_rows_plan).
+    // (the thread's first output is placed on a real sample: see rows_filter_ok).
     BENDER_HD static constexpr bool meets(int b, int kx) { return (b * D + kx) % U == 0; }
     BENDER_HD static constexpr int win(int b, int kx) { return (b * D + kx) / U; }
 
@@ -172,9 +172,9 @@ struct ChannelsLastRows {
         const int sxw = static_cast<int>(p.sxw);  // < 2^26 (upfirdn2d_rows_cl_plan)
 #pragma unroll
         for (int q = 0; q < NP; q++) {
+            const uint32_t* src = reinterpret_cast<const uint32_t*>(row + q * sxw);
             const Vec<uint32_t, WORDS> c =
-                row_ok && (valid >> q & 1u) ? load_vec<uint32_t, WORDS>(reinterpret_cast<const uint32_t*>(row + q * sxw))
-                                            : Vec<uint32_t, WORDS>{};
+                row_ok && (valid >> q & 1u) ? load_vec<uint32_t, WORDS>(src) : Vec<uint32_t, WORDS>{};
 #pragma unroll
             for (int i = 0; i < WORDS; i++) r.w[q * WORDS + i] = c.v[i];
         }
