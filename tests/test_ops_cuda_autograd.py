@@ -56,7 +56,7 @@ class TorchExtension:
     def upfirdn2d(self, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, path):
         self.calls.append(("upfirdn2d", path))
         y = upfirdn2d_ref(x.detach(), f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip, gain)
-        return y, False
+        return y, 0  # (y, the kernel that ran: 0 generic, 1 tiled, 2 row-streaming)
 
 
 def bias_act_fn(ext, dim, act, alpha=0.2, gain=1.3, clamp=-1.0):
@@ -149,8 +149,10 @@ def test_transposed_spec_swaps_factors_flips_and_transposes_padding():
     assert (t.px0, t.px1, t.py0, t.py1) == (3 - 1 - 0, 6 * 3 + 0 - 17, 4 - 1 - 2, 7 * 2 + 2 - 6 * 2)
 
 
-def test_cuda_ops_sends_what_the_kernels_do_not_cover_to_the_reference():
-    """float64, filters that need gradients and oversized filters never reach the extension."""
+def test_cuda_ops_sends_what_the_kernels_do_not_cover_to_the_reference(monkeypatch):
+    """float64, filters that need gradients and oversized filters never reach the extension; what
+    does reaches it with the kernel choice of BENDER_UPFIRDN2D_KERNEL (ops.h's `path`)."""
+    monkeypatch.delenv("BENDER_UPFIRDN2D_KERNEL", raising=False)
     ext = TorchExtension()
     ops = CudaOps(ext)
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
@@ -161,4 +163,8 @@ def test_cuda_ops_sends_what_the_kernels_do_not_cover_to_the_reference():
     assert ext.calls == []
     ops.bias_act(x.float(), torch.zeros(2, dtype=torch.float64), -3, "relu", 0.0, 1.0, -1.0)
     ops.upfirdn2d(x.float(), setup_filter([1, 3, 3, 1]), 2, 2, 1, 1, 2, 1, 2, 1, False, 4.0)
-    assert ext.calls == [("bias_act", 0), ("upfirdn2d", 0)]
+    assert ext.calls == [("bias_act", 0), ("upfirdn2d", 4)]  # row-streaming first, then tiled, then generic
+    monkeypatch.setenv("BENDER_UPFIRDN2D_KERNEL", "tiled")
+    y = ops.upfirdn2d(x.float().requires_grad_(True), setup_filter([1, 3, 3, 1]), 1, 1, 2, 2, 1, 1, 1, 1, False, 1.0)
+    y.sum().backward()  # the gradient's upfirdn2d keeps the forward's choice
+    assert ext.calls[2:] == [("upfirdn2d", 0), ("upfirdn2d", 0)]
