@@ -216,21 +216,31 @@ inline bool rows_filter_ok(Upfirdn2dParams& p) {
     return p.ox_first <= 0 && p.oy_first <= 0;
 }
 
+BENDER_HD int64_t upfirdn2d_rows_threads(const Upfirdn2dParams& p) {
+    return static_cast<int64_t>(p.n) * (p.rows_layout ? p.rows_cgroups : p.c) * p.rows_groups * p.rows_strips;
+}
+
+// The grid, the same for both layouts: threads along (channel groups, for channels_last) runs of
+// `outs` outputs of a row, then strips of `rs` rows, then planes (images).
+inline bool rows_grid(Upfirdn2dParams& p, int layout, int cgroups, int outs, int rs) {
+    p.rows_layout = layout;
+    p.rows_cgroups = cgroups;
+    p.rows_groups = ceil_div(p.wo - p.ox_first, outs);
+    p.rows_strips = ceil_div(p.ho - p.oy_first, rs);
+    if (upfirdn2d_rows_threads(p) >= (int64_t(1) << 31) - kRowsThreads) return false;  // int thread indices
+    p.dv_c = make_fastdiv(p.c);
+    p.dv_rows_cgroups = make_fastdiv(p.rows_cgroups);
+    p.dv_rows_groups = make_fastdiv(p.rows_groups);
+    p.dv_rows_strips = make_fastdiv(p.rows_strips);
+    return true;
+}
+
 template <typename T, int U, int D, int K, int RS>
 inline bool upfirdn2d_rows_plan(Upfirdn2dParams& p) {
     using L = PlanarRows<T, U, D, K>;
     if (p.channels_fastest || p.sxw != 1 || !aligned16(p.x) || !rows_filter_ok<U, D, K>(p)) return false;
-    p.rows_layout = 0;
-    p.rows_cgroups = 1;
-    p.rows_groups = ceil_div(p.wo - p.ox_first, L::OUT);
-    p.rows_strips = ceil_div(p.ho - p.oy_first, RS);
     p.rows_vec_store = p.syw == 1 && aligned16(p.y) ? 1 : 0;
-    const int64_t threads = static_cast<int64_t>(p.n) * p.c * p.rows_groups * p.rows_strips;
-    if (threads >= (int64_t(1) << 31) - kRowsThreads) return false;
-    p.dv_rows_groups = make_fastdiv(p.rows_groups);
-    p.dv_rows_strips = make_fastdiv(p.rows_strips);
-    p.dv_c = make_fastdiv(p.c);
-    return true;
+    return rows_grid(p, 0, 1, L::OUT, RS);
 }
 
 // channels_last: every pixel's channel groups must be aligned loads and stores, in x and in y.
@@ -243,20 +253,7 @@ inline bool upfirdn2d_rows_cl_plan(Upfirdn2dParams& p) {
     if (p.sxw % CV || p.sxh % CV || p.sxn % CV || p.syw % CV || p.syh % CV || p.syn % CV) return false;
     if (p.sxw >= (int64_t(1) << 26) || p.syw >= (int64_t(1) << 26)) return false;  // 32-bit pixel offsets
     if (!aligned(p.x) || !aligned(p.y) || !rows_filter_ok<U, D, K>(p)) return false;
-    p.rows_layout = 1;
-    p.rows_cgroups = p.c / CV;
-    p.rows_groups = ceil_div(p.wo - p.ox_first, L::PX);
-    p.rows_strips = ceil_div(p.ho - p.oy_first, RS);
-    const int64_t threads = static_cast<int64_t>(p.n) * p.rows_cgroups * p.rows_groups * p.rows_strips;
-    if (threads >= (int64_t(1) << 31) - kRowsThreads) return false;
-    p.dv_rows_cgroups = make_fastdiv(p.rows_cgroups);
-    p.dv_rows_groups = make_fastdiv(p.rows_groups);
-    p.dv_rows_strips = make_fastdiv(p.rows_strips);
-    return true;
-}
-
-BENDER_HD int64_t upfirdn2d_rows_threads(const Upfirdn2dParams& p) {
-    return static_cast<int64_t>(p.n) * (p.rows_layout ? p.rows_cgroups : p.c) * p.rows_groups * p.rows_strips;
+    return rows_grid(p, 1, p.c / CV, L::PX, RS);
 }
 
 // ---------------------------------------------------------------------------------------------
