@@ -143,7 +143,8 @@ def loop_body(ins: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def compiled_sass(nvcc: str, cuobjdump: str, pins: list[tuple[str, str, str]]) -> str:
-    """SASS of upfirdn2d.cu compiled from a copy of the sources with `pins` applied."""
+    """SASS of the upfirdn2d kernels (float and half), compiled from a copy of the sources with `pins`
+    applied."""
     with tempfile.TemporaryDirectory() as tmp:
         for f in CUDA_DIR.iterdir():
             if f.suffix in (".cu", ".cuh", ".h"):
@@ -154,10 +155,14 @@ def compiled_sass(nvcc: str, cuobjdump: str, pins: list[tuple[str, str, str]]) -
             if old not in text:
                 sys.exit(f"{name} changed: cannot pin {old.strip()!r}; update the pins in {Path(__file__).name}")
             path.write_text(text.replace(old, new, 1))
-        obj = Path(tmp) / "u.o"
-        subprocess.run([nvcc, "-c", "-std=c++17", "-O3", "-arch=sm_90", "-diag-suppress", "177",
-                        str(Path(tmp) / "upfirdn2d.cu"), "-o", str(obj)], check=True)
-        return subprocess.run([cuobjdump, "-sass", str(obj)], check=True, capture_output=True, text=True).stdout
+        sass = []
+        for src in ("upfirdn2d.cu", "upfirdn2d_rows_f32.cu", "upfirdn2d_rows_f16.cu"):
+            obj = Path(tmp) / (src + ".o")
+            subprocess.run([nvcc, "-c", "-std=c++17", "-O3", "-arch=sm_90", "-diag-suppress", "177",
+                            str(Path(tmp) / src), "-o", str(obj)], check=True)
+            sass.append(subprocess.run([cuobjdump, "-sass", str(obj)], check=True, capture_output=True,
+                                       text=True).stdout)
+        return "\n".join(sass)
 
 
 def main() -> int:

@@ -219,7 +219,8 @@ def test_device_code_has_no_torch_headers():
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 def test_every_cu_file_compiles_with_plain_nvcc(tmp_path):
     sources = sorted(CUDA_DIR.glob("*.cu"))
-    assert {s.name for s in sources} == {"bias_act.cu", "upfirdn2d.cu"}
+    rows = {f"upfirdn2d_rows_{t}.cu" for t in ("f32", "f16", "bf16")}
+    assert {s.name for s in sources} == {"bias_act.cu", "upfirdn2d.cu", *rows}
     procs = [subprocess.Popen(["nvcc", "-c", "-std=c++17", "-O3", "-gencode=arch=compute_90,code=sm_90",
                                "-Werror", "all-warnings", str(src), "-o", str(tmp_path / f"{src.stem}.o")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for src in sources]

@@ -35,8 +35,10 @@ from typing import TypeVar
 from bender.fileio import atomic_write_text
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("bindings.cpp", "bias_act.cu", "upfirdn2d.cu")
-HEADERS = ("ops.h", "common.cuh", "bias_act.cuh", "upfirdn2d.cuh", "upfirdn2d_rows.cuh")
+SOURCES = ("bindings.cpp", "bias_act.cu", "upfirdn2d.cu", "upfirdn2d_rows_f32.cu", "upfirdn2d_rows_f16.cu",
+           "upfirdn2d_rows_bf16.cu")
+HEADERS = ("ops.h", "common.cuh", "bias_act.cuh", "upfirdn2d.cuh", "upfirdn2d_rows.cuh", "upfirdn2d_rows_launch.cuh",
+           "upfirdn2d_rows_launch.h")
 CUDA_FLAGS = ("-O3", "-lineinfo", "--expt-relaxed-constexpr")
 CXX_FLAGS = ("-O3",)
 FAILED = "FAILED"

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "upfirdn2d.cuh"
-#include "upfirdn2d_rows.cuh"
+#include "upfirdn2d_rows_launch.h"
 
 namespace bender {
 
@@ -47,15 +47,6 @@ __global__ void __launch_bounds__(128, 4) upfirdn2d_tiled_kernel(Upfirdn2dParams
     }
 }
 
-// One thread per run of outputs in RS rows; see upfirdn2d_rows.cuh. 128 registers at most: a thread
-// keeps the next rows' loads in flight while it uses the current one.
-template <typename T, int U, int D, int K, int RS, bool CL>
-__global__ void __launch_bounds__(kRowsThreads, 4) upfirdn2d_rows_kernel(Upfirdn2dParams p) {
-    const int g = static_cast<int>(blockIdx.x) * kRowsThreads + static_cast<int>(threadIdx.x);
-    if constexpr (CL) upfirdn2d_rows_cl_thread<T, U, D, K, RS>(p, g);
-    else upfirdn2d_rows_thread<T, U, D, K, RS>(p, g);
-}
-
 namespace {
 
 // Blocks a tiled launch should have at least: two rounds of the 4 blocks per SM that
@@ -68,34 +59,12 @@ int target_blocks() {
     return sms * 8;
 }
 
-// The row-streaming kernel for p, if one covers it; 1 if launched (error in *err), 0 if none fits.
-// `tall_only`: only for planes with at least RS output rows. A thread's walk down its RS rows is
-// unrolled at compile time, so in shorter planes part of it multiplies padding; there the tiled
-// kernels, which put many small planes in one block, are the better choice.
-template <typename T>
-int try_rows(Upfirdn2dParams& p, cudaStream_t stream, bool tall_only, int* err) {
-#define BENDER_TRY_ROWS(U, D, K, RS)                                                                       \
-    if (!tall_only || p.ho >= RS) {                                                                        \
-        const bool cl = upfirdn2d_rows_cl_plan<T, U, D, K, RS>(p);                                         \
-        if (cl || upfirdn2d_rows_plan<T, U, D, K, RS>(p)) {                                                \
-            const int blocks = static_cast<int>((upfirdn2d_rows_threads(p) + kRowsThreads - 1) / kRowsThreads); \
-            if (cl) upfirdn2d_rows_kernel<T, U, D, K, RS, true><<<blocks, kRowsThreads, 0, stream>>>(p);   \
-            else upfirdn2d_rows_kernel<T, U, D, K, RS, false><<<blocks, kRowsThreads, 0, stream>>>(p);     \
-            *err = static_cast<int>(cudaGetLastError());                                                   \
-            return 1;                                                                                      \
-        }                                                                                                  \
-    }
-    BENDER_UPFIRDN2D_ROWS(BENDER_TRY_ROWS)
-#undef BENDER_TRY_ROWS
-    return 0;
-}
-
 template <typename T>
 int launch_typed(Upfirdn2dParams& p, int path, cudaStream_t stream, int* used) {
     *used = 0;
     int err = 0;
     if (path == 3 || path == 4) {
-        if (try_rows<T>(p, stream, path == 4, &err)) {
+        if (upfirdn2d_rows_launch<T>(p, path == 4, stream, &err)) {
             *used = 2;
             return err;
         }
