@@ -103,6 +103,14 @@ BENDER_HD T from_bits(uint32_t u) {
     return v;
 }
 
+// Element i of values of type T packed little-endian in 32-bit words (two per word for 2-byte types),
+// as wide loads leave them in registers.
+template <typename T>
+BENDER_HD T packed_element(const uint32_t* w, int i) {
+    if constexpr (sizeof(T) == 4) return from_bits<T>(w[i]);
+    else return from_bits<T>(static_cast<uint32_t>(w[i / 2] >> (i % 2 * 16)));
+}
+
 // Load one element's bits straight into a word (a zero-extending 2- or 4-byte load).
 template <typename T>
 BENDER_HD uint32_t load_bits(const T* p) {

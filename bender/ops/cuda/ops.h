@@ -86,11 +86,10 @@ struct Upfirdn2dParams {
 
     // Launch plan for the row-streaming kernels (filled by upfirdn2d_rows_plan / upfirdn2d_rows_cl_plan;
     // upfirdn2d_rows.cuh).
-    int rows_layout = 0;                    // 0 planar, 1 channels_last
-    int rows_cgroups = 1;                   // channels_last: channel groups per pixel (threads across channels)
+    int rows_cgroups = 1;                   // channel groups per image: channels_last C / CV, planar C
     int rows_groups = 0, rows_strips = 0;   // threads along an output row; row strips per plane
     int rows_vec_store = 0;                 // planar y with unit x stride, 16-byte aligned: wide stores
-    FastDiv dv_rows_cgroups, dv_rows_groups, dv_rows_strips, dv_c;
+    FastDiv dv_rows_cgroups, dv_rows_groups, dv_rows_strips;
 };
 
 // Output length along one axis (0 when padding and filter leave nothing).

@@ -101,9 +101,7 @@ struct TileLoads {
     static constexpr int NS = NV * 4;
     uint32_t w[NV * 4];
     // Element e of chunk k (little-endian, like the GPU and the hosts that run the emulator).
-    BENDER_HD T element(int k, int e) const {
-        return from_bits<T>(w[k * 4 + e * sizeof(T) / 4] >> (e * sizeof(T) % 4 * 8));
-    }
+    BENDER_HD T element(int k, int e) const { return packed_element<T>(w, k * VE + e); }
 };
 
 // Shared memory before the tile: the K x K filter taps (read by every thread, so kept out of

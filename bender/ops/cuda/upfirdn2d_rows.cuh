@@ -84,16 +84,10 @@ struct PlanarRows {
         }
     }
 
-    // Element i of the chunks.
-    static BENDER_HD float element(const uint32_t* w, int i) {
-        if constexpr (sizeof(T) == 4) return Num<T>::load(from_bits<T>(w[i]));
-        else return Num<T>::load(from_bits<T>(static_cast<uint32_t>(w[i / 2] >> (i % 2 * 16))));
-    }
-
     template <int S>
     static BENDER_HD void window_at(const uint32_t* w, float* v) {
 #pragma unroll
-        for (int e = 0; e < NW; e++) v[e] = element(w, S + e);
+        for (int e = 0; e < NW; e++) v[e] = Num<T>::load(packed_element<T>(w, S + e));
     }
 
     // v[e] = window element e (zero outside the row).
@@ -182,10 +176,7 @@ struct ChannelsLastRows {
 
     BENDER_HD void window(const Buf& r, float* v) const {
 #pragma unroll
-        for (int e = 0; e < NW; e++) {
-            if constexpr (sizeof(T) == 4) v[e] = Num<T>::load(from_bits<T>(r.w[e]));
-            else v[e] = Num<T>::load(from_bits<T>(static_cast<uint32_t>(r.w[e / 2] >> (e % 2 * 16))));
-        }
+        for (int e = 0; e < NW; e++) v[e] = Num<T>::load(packed_element<T>(r.w, e));
     }
 
     BENDER_HD void store(int oy, const float* acc) const {
@@ -217,18 +208,16 @@ inline bool rows_filter_ok(Upfirdn2dParams& p) {
 }
 
 BENDER_HD int64_t upfirdn2d_rows_threads(const Upfirdn2dParams& p) {
-    return static_cast<int64_t>(p.n) * (p.rows_layout ? p.rows_cgroups : p.c) * p.rows_groups * p.rows_strips;
+    return static_cast<int64_t>(p.n) * p.rows_cgroups * p.rows_groups * p.rows_strips;
 }
 
-// The grid, the same for both layouts: threads along (channel groups, for channels_last) runs of
-// `outs` outputs of a row, then strips of `rs` rows, then planes (images).
-inline bool rows_grid(Upfirdn2dParams& p, int layout, int cgroups, int outs, int rs) {
-    p.rows_layout = layout;
+// The grid, the same for both layouts: n x cgroups "planes" (channels_last: groups of CV channels;
+// planar: single channels), each cut into runs of `outs` outputs along a row and strips of `rs` rows.
+inline bool rows_grid(Upfirdn2dParams& p, int cgroups, int outs, int rs) {
     p.rows_cgroups = cgroups;
     p.rows_groups = ceil_div(p.wo - p.ox_first, outs);
     p.rows_strips = ceil_div(p.ho - p.oy_first, rs);
     if (upfirdn2d_rows_threads(p) >= (int64_t(1) << 31) - kRowsThreads) return false;  // int thread indices
-    p.dv_c = make_fastdiv(p.c);
     p.dv_rows_cgroups = make_fastdiv(p.rows_cgroups);
     p.dv_rows_groups = make_fastdiv(p.rows_groups);
     p.dv_rows_strips = make_fastdiv(p.rows_strips);
@@ -240,7 +229,7 @@ inline bool upfirdn2d_rows_plan(Upfirdn2dParams& p) {
     using L = PlanarRows<T, U, D, K>;
     if (p.channels_fastest || p.sxw != 1 || !aligned16(p.x) || !rows_filter_ok<U, D, K>(p)) return false;
     p.rows_vec_store = p.syw == 1 && aligned16(p.y) ? 1 : 0;
-    return rows_grid(p, 0, 1, L::OUT, RS);
+    return rows_grid(p, p.c, L::OUT, RS);
 }
 
 // channels_last: every pixel's channel groups must be aligned loads and stores, in x and in y.
@@ -253,7 +242,7 @@ inline bool upfirdn2d_rows_cl_plan(Upfirdn2dParams& p) {
     if (p.sxw % CV || p.sxh % CV || p.sxn % CV || p.syw % CV || p.syh % CV || p.syn % CV) return false;
     if (p.sxw >= (int64_t(1) << 26) || p.syw >= (int64_t(1) << 26)) return false;  // 32-bit pixel offsets
     if (!aligned(p.x) || !aligned(p.y) || !rows_filter_ok<U, D, K>(p)) return false;
-    return rows_grid(p, 1, p.c / CV, L::PX, RS);
+    return rows_grid(p, p.c / CV, L::PX, RS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +352,7 @@ BENDER_HD void upfirdn2d_rows_thread(const Upfirdn2dParams& p, int g) {
     const int plane = fast_div(p.dv_rows_strips, r);
     const int strip = r - plane * p.rows_strips;
     if (plane >= p.n * p.c) return;
-    const int n = fast_div(p.dv_c, plane), c = plane - n * p.c;
+    const int n = fast_div(p.dv_rows_cgroups, plane), c = plane - n * p.c;  // planar: rows_cgroups == C
     const int ox0 = p.ox_first + gx * L::OUT, ix0 = (ox0 * D - p.px0) / U;
     const L l{p, n * p.sxn + c * p.sxc, static_cast<T*>(p.y) + (n * p.syn + c * p.syc), ox0, ix0,
               ix0 >= 0 && ix0 + L::NW <= p.w};
