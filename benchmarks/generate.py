@@ -49,7 +49,12 @@ def make_generator(res: int, channel_base: int) -> Generator:
     return Generator(cfg).eval().requires_grad_(False)
 
 
-FAST = {"fast-fp16": ("float16", False), "fast-bf16": ("bfloat16", False), "fast-compile": ("bfloat16", True)}
+FAST = {  # row name -> FastOptions
+    "fast-fp16": dict(half="float16"),
+    "fast-bf16": dict(half="bfloat16"),
+    "fast-bf16-unfused": dict(half="bfloat16", fused_modconv=False),  # float32 layers: plain convolutions
+    "fast-compile": dict(half="bfloat16", compile=True),
+}
 
 
 def make_runner(G: Generator, precision: str):
@@ -59,8 +64,7 @@ def make_runner(G: Generator, precision: str):
     if precision in FAST:
         from bender.nets.fast import FastGenerator, FastOptions
 
-        half, compile_ = FAST[precision]
-        return FastGenerator(G, FastOptions(half=half, compile=compile_))
+        return FastGenerator(G, FastOptions(**FAST[precision]))
     kwargs = {"force_fp32": precision == "fp32",
               "half_dtype": torch.bfloat16 if precision == "bf16" else torch.float16}
     return lambda z: G(z, noise_mode="const", **kwargs)
@@ -126,7 +130,7 @@ def main() -> None:
             G = make_generator(res, cb).to(device)
             batch = args.batch or (1 if dev_name == "cpu" else GPU_BATCH[res])
             repeats = args.repeats or (5 if dev_name == "cpu" and res >= 1024 else 20)
-            gpu_rows = ["ref-ops", "native", "bf16", "fp32", "fast-fp16", "fast-bf16"]
+            gpu_rows = ["ref-ops", "native", "bf16", "fp32", "fast-fp16", "fast-bf16", "fast-bf16-unfused"]
             gpu_rows += ["fast-compile"] if args.compile else []
             for precision in (["fp32", "bf16"] if dev_name == "cpu" else gpu_rows):
                 fp32 = precision == "fp32"

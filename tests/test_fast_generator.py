@@ -44,17 +44,25 @@ def test_cpu_runs_the_plain_generator_and_leaves_the_source_model_alone():
     torch.testing.assert_close(fast.synthesize(G.mapping(z, None)), ref_ws, rtol=0, atol=0)
     for k, v in G.state_dict().items():
         assert torch.equal(v, before[k]), k
+    # fused_modconv is handed to G as it is (None: G's own choice, which on a CPU is not to fuse;
+    # fusing rounds differently, so the two outputs tell which one ran).
+    fused = FastGenerator(G, FastOptions(fused_modconv=True), device="cpu")
+    with torch.no_grad():
+        ref_fused = G(z, None, truncation_psi=0.7, noise_mode="const", fused_modconv=True)
+    assert not torch.equal(ref_fused, ref)
+    torch.testing.assert_close(fused(z, truncation_psi=0.7), ref_fused, rtol=0, atol=0)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
-def test_cuda_fast_path_stays_within_half_precision_of_fp32(half):
+@pytest.mark.parametrize("fused", [None, False])
+def test_cuda_fast_path_stays_within_half_precision_of_fp32(half, fused):
     G = small_generator(resolution=64, num_fp16_res=3).cuda()
     z = zs_from_seeds(list(range(8)), G.z_dim, "cuda")
     with torch.no_grad():
         ref32 = G(z, None, truncation_psi=0.8, noise_mode="const", force_fp32=True)
         plain_half = G(z, None, truncation_psi=0.8, noise_mode="const", half_dtype=getattr(torch, half))
-    fast = FastGenerator(G, FastOptions(half=half))
+    fast = FastGenerator(G, FastOptions(half=half, fused_modconv=fused))
     out = fast(z, truncation_psi=0.8)
     again = fast(z, truncation_psi=0.8)  # a replay of the captured graph
     assert out.dtype == torch.float32 and out.shape == ref32.shape and out.is_contiguous()

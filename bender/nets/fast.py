@@ -39,6 +39,11 @@ class FastOptions:
     noise_mode: str = "const"  # "const" is deterministic per seed; "random" also works inside graphs
     cudnn_benchmark: bool = True  # let cuDNN time its algorithms for the fixed shapes (a global setting)
     max_graphs: int = 4  # captured graphs kept (each holds its own activation memory)
+    # Modulated convolutions of the float32 (low-resolution) layers: None keeps G's choice for
+    # inference, one grouped convolution with per-sample weights (NVIDIA's); False modulates the
+    # activations instead and runs one plain convolution for the whole batch, which cuDNN usually
+    # runs faster than a grouped one at batch 32-64 (benchmarks/generate.py times both).
+    fused_modconv: bool | None = None
 
     def __post_init__(self) -> None:
         if self.half not in HALF_DTYPES:
@@ -92,7 +97,7 @@ class FastGenerator:
         def run(z, *rest):
             return self._call(z, rest[0] if rest else None, truncation_psi=truncation_psi,
                               truncation_cutoff=truncation_cutoff, noise_mode=self.options.noise_mode,
-                              half_dtype=self.half_dtype)
+                              half_dtype=self.half_dtype, fused_modconv=self.options.fused_modconv)
 
         return self._run(key, run, [z] if c is None else [z, c])
 
@@ -102,7 +107,8 @@ class FastGenerator:
         ws = ws.to(self.device, torch.float32)
 
         def run(ws):
-            return self.G.synthesis(ws, noise_mode=self.options.noise_mode, half_dtype=self.half_dtype)
+            return self.G.synthesis(ws, noise_mode=self.options.noise_mode, half_dtype=self.half_dtype,
+                                    fused_modconv=self.options.fused_modconv)
 
         return self._run(("ws", tuple(ws.shape)), run, [ws])
 
