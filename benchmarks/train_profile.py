@@ -71,8 +71,9 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     cuda = args.device.startswith("cuda")
-    arch = dict(train_bench.ARCHS[args.arch or ("auto" if cuda else "tiny")])
-    if (args.arch or ("auto" if cuda else "tiny")) == "auto":
+    arch_name = args.arch or ("auto" if cuda else "tiny")
+    arch = dict(train_bench.ARCHS[arch_name])
+    if arch_name == "auto":
         arch["mbstd_group"] = min(4, args.batch)
     with tempfile.TemporaryDirectory() as tmp:
         data = train_bench.make_zip(Path(tmp) / "d.zip", args.res, 32)
