@@ -82,6 +82,8 @@ try:
 except build.KernelBuildError as e:
     print('BUILD FAILED:', e); raise SystemExit(1)
 print('BUILT', m.__name__, 'in %.1fs' % (time.perf_counter() - t))
+from bender.ops import backend
+backend.cuda_module()  # loads the build and runs the kernels' self-check against the reference ops
 print('STATUS', kernel_status())
 "
 

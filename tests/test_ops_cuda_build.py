@@ -36,7 +36,7 @@ def fresh_state(tmp_path, monkeypatch):
     monkeypatch.setenv("BENDER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("BENDER_OPS", raising=False)
     monkeypatch.setattr(cuda_ops, "_state", {"ops": None, "error": None})
-    monkeypatch.setattr(backend, "_state", {"module": None, "error": None, "tried": False})
+    monkeypatch.setattr(backend, "_state", {"module": None, "error": None, "tried": False, "checked": False})
     yield tmp_path / "cache"
 
 

@@ -386,3 +386,141 @@ def test_fast_division_is_exact(emu):
     expect = n_arr.astype(np.int64) // d_arr.astype(np.int64)
     bad = np.nonzero(out != expect)[0]
     assert bad.size == 0, f"{bad.size} wrong, first: {n_arr[bad[0]]} / {d_arr[bad[0]]} gave {out[bad[0]]}"
+
+
+# ------------------------------------------------------------------------------------------------
+# The self-check bender runs on a user's GPU before the first op (bender/ops/cuda/selfcheck.py),
+# run here on the emulated kernels: it must pass on the kernels as they are and catch planted bugs.
+
+class EmulatedExt:
+    """The extension's contract (bindings.cpp: `bias_act`, `upfirdn2d`) over the emulated kernels,
+    on CPU tensors. `paths` records the upfirdn2d path each call asked for."""
+
+    FALLBACKS = {0: (2, 1), 1: (1,), 2: (2,), 3: (3,), 4: (3, 2, 1)}  # ops.h's paths, in emulator paths
+
+    def __init__(self, emu):
+        self.emu = emu
+        self.paths: list[int] = []
+
+    def upfirdn2d(self, x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain, path):
+        if x.dtype not in (torch.float32, torch.bfloat16):
+            raise RuntimeError(f"the emulator runs float32 and bfloat16, not {x.dtype}")
+        self.paths.append(path)
+        for emu_path in self.FALLBACKS[path]:
+            r, y, _ = emu_upfirdn2d(self.emu, x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip, gain,
+                                    emu_path)
+            if r >= 0:
+                return y, r
+        raise RuntimeError(f"upfirdn2d kernel failed: code {r}")
+
+    def bias_act(self, x, b, g, gg, dim, act, alpha, gain, clamp, mode):
+        dtype = x.dtype  # the kernels compute in float32 and round once on store; so does this
+        x, b, g, gg = (None if t is None else t.float().contiguous() for t in (x, b, g, gg))
+        y = torch.full_like(x, float("nan"))
+        r = self.emu.emu_bias_act(ptr(x), ptr(b), ptr(g), ptr(gg), ptr(y), x.numel(), x.stride(dim), x.shape[dim],
+                                  act, mode, alpha, gain, clamp, 37)
+        if r < 0:
+            raise RuntimeError(f"bias_act kernel failed: code {r}")
+        return y.to(dtype)
+
+
+class PlantedBug(EmulatedExt):
+    """One family gets it wrong the way kernels go wrong on a new card: a shifted column, a
+    slightly wrong value, a launch that fails, a derivative computed as the forward."""
+
+    def __init__(self, emu, family: str):
+        super().__init__(emu)
+        self.family = family
+
+    def upfirdn2d(self, *args):
+        y, used = super().upfirdn2d(*args)
+        if self.family == "upfirdn2d rows" and used == 2:
+            y = y.roll(1, dims=3)
+        if self.family == "upfirdn2d tiled" and used == 1:
+            y = y * 1.01  # within bfloat16's rounding: only the float32 cases can tell
+        if self.family == "upfirdn2d generic" and used == 0:
+            raise RuntimeError("too many resources requested for launch")
+        return y, used
+
+    def bias_act(self, x, b, g, gg, dim, act, alpha, gain, clamp, mode):
+        if self.family == "bias_act" and mode == 1:
+            mode, g = 0, None
+        return super().bias_act(x, b, g, gg, dim, act, alpha, gain, clamp, mode)
+
+
+SELF_CHECK_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def test_self_check_passes_on_the_kernels_as_they_are(emu):
+    from bender.ops.cuda.selfcheck import FAMILIES, run_self_check
+
+    ext = EmulatedExt(emu)
+    report = run_self_check(ext, "cpu", dtypes=SELF_CHECK_DTYPES)
+    assert report.failures == {}, report.summary()
+    assert set(report.cases) == set(FAMILIES) and min(report.cases.values()) >= 8
+    assert set(ext.paths) == {1, 2, 3}, "each family is run on its own path"
+    assert report.summary().startswith("self-check passed (")
+
+
+@pytest.mark.parametrize("family", ["upfirdn2d rows", "upfirdn2d tiled", "upfirdn2d generic", "bias_act"])
+def test_self_check_names_exactly_the_family_that_is_wrong(emu, family):
+    from bender.ops.cuda.selfcheck import run_self_check
+
+    report = run_self_check(PlantedBug(emu, family), "cpu", dtypes=SELF_CHECK_DTYPES)
+    assert set(report.failures) == {family}, report.summary()
+    assert "\n" not in report.summary()
+    if family == "upfirdn2d tiled":
+        assert "float32" in report.failures[family]
+    if family == "upfirdn2d generic":
+        assert "too many resources" in report.failures[family]
+
+
+def test_a_failed_self_check_switches_off_only_what_failed(emu, monkeypatch):
+    """Rows wrong: upfirdn2d keeps its tiled kernels. bias_act wrong: bias_act alone goes to the
+    reference ops; with BENDER_OPS=cuda that is an error. One warning each time."""
+    from bender.ops import backend
+    from bender.ops.cuda.functions import CudaOps
+
+    monkeypatch.delenv("BENDER_OPS", raising=False)
+    monkeypatch.delenv("BENDER_OPS_SELFCHECK", raising=False)
+    monkeypatch.delenv("BENDER_UPFIRDN2D_KERNEL", raising=False)
+    ops = CudaOps(PlantedBug(emu, "upfirdn2d rows"))
+    with pytest.warns(RuntimeWarning, match="upfirdn2d on its tiled kernels") as caught:
+        backend.self_check(ops, torch.device("cpu"), SELF_CHECK_DTYPES)
+    assert len(caught) == 1
+    assert ops.supported_ops == {"bias_act", "upfirdn2d"} and not ops.rows_enabled
+    assert ops.kernel_state("upfirdn2d").startswith("built, tiled kernels only (row kernels failed")
+    assert ops.kernel_state("bias_act").startswith("built, self-check passed (")
+
+    # The dispatcher's own call now asks for the tiled kernels, and gets the right answer.
+    x, f = torch.randn(1, 3, 20, 24), setup_filter([1, 3, 3, 1])
+    ops.ext.paths.clear()
+    y = ops.upfirdn2d(x, f, 1, 1, 2, 2, 1, 1, 1, 1, False, 1.0)
+    assert ops.ext.paths == [0]
+    assert_matches(y, upfirdn2d_ref(x.double(), f.double(), (1, 1), (2, 2), (1, 1, 1, 1), False, 1.0), "tiled")
+
+    ops = CudaOps(PlantedBug(emu, "bias_act"))
+    with pytest.warns(RuntimeWarning, match="bias_act on the reference ops"):
+        backend.self_check(ops, torch.device("cpu"), SELF_CHECK_DTYPES)
+    assert ops.supported_ops == {"upfirdn2d"} and ops.rows_enabled
+    assert ops.kernel_state("bias_act").startswith("fallback (bias_act lrelu")
+
+    monkeypatch.setenv("BENDER_OPS", "cuda")
+    with pytest.raises(RuntimeError, match="BENDER_OPS=cuda but CUDA kernels disagree"):
+        backend.self_check(CudaOps(PlantedBug(emu, "bias_act")), torch.device("cpu"), SELF_CHECK_DTYPES)
+
+
+def test_self_check_can_be_skipped_and_passes_silently(emu, monkeypatch, recwarn):
+    from bender.ops import backend
+    from bender.ops.cuda.functions import CudaOps
+
+    monkeypatch.delenv("BENDER_OPS", raising=False)
+    monkeypatch.setenv("BENDER_OPS_SELFCHECK", "0")
+    ops = CudaOps(PlantedBug(emu, "bias_act"))
+    backend.self_check(ops, torch.device("cpu"), SELF_CHECK_DTYPES)
+    assert ops.self_check is None and ops.ext.paths == [] and ops.kernel_state("bias_act") == "built"
+    monkeypatch.delenv("BENDER_OPS_SELFCHECK")
+    ops = CudaOps(EmulatedExt(emu))
+    backend.self_check(ops, torch.device("cpu"), SELF_CHECK_DTYPES)
+    assert ops.self_check is not None and not recwarn.list
+    assert ops.kernel_state("upfirdn2d").startswith("built, self-check passed (")

@@ -40,8 +40,15 @@ def checks() -> list[tuple[str, str, str]]:
         try:
             from bender.ops.cuda import kernel_status
 
-            for kernel, status in kernel_status().items():
-                add(f"kernel {kernel}", status == "built" or None, status)
+            states = kernel_status()
+            if set(states.values()) == {"built"} and backend.mode() != "ref":
+                try:
+                    backend.cuda_module()  # a cached build: load it, which runs its self-check on this GPU
+                except RuntimeError as e:  # BENDER_OPS=cuda and the self-check failed
+                    add("CUDA kernels", False, str(e))
+                states = kernel_status()
+            for kernel, status in states.items():
+                add(f"kernel {kernel}", status.startswith("built") or None, status)
         except ImportError:
             add("CUDA kernels", None, "not part of this installation; reference ops in use")
     except Exception as e:  # noqa: BLE001

@@ -35,6 +35,18 @@ def build(arch: str | None, force: bool, verbose: bool) -> None:
         raise BenderError(f"CUDA kernels not built: {e}") from None
     click.echo(f"built {module.__name__} for arch {key.arch} (torch {key.torch}, CUDA {key.cuda}) "
                f"in {time.perf_counter() - start:.1f}s: {builder.build_dir(key)}")
+    import torch
+
+    if arch is not None or not torch.cuda.is_available():
+        click.echo("self-check: runs on the GPU before the kernels' first use")
+        return
+    from bender.ops.cuda.selfcheck import run_self_check
+
+    report = run_self_check(module, torch.device("cuda", torch.cuda.current_device()))
+    if report.failures:
+        raise BenderError(f"CUDA kernels built but disagree with the reference ops on this GPU, so bender will not "
+                          f"use the failing ones; please report this. {report.summary()}")
+    click.echo(report.summary())
 
 
 @ops.command()

@@ -3,7 +3,7 @@
 `bender.ops.backend` is the only caller of `load()`; everything else goes through `bender.ops`.
 
 * `load()` builds (or finds in the cache) and imports the extension, returning a `CudaOps` with
-  `SUPPORTED_OPS`, `bias_act(...)` and `upfirdn2d(...)`, or raises `KernelBuildError` naming why.
+  `supported_ops`, `bias_act(...)` and `upfirdn2d(...)`, or raises `KernelBuildError` naming why.
 * `kernel_status()` reports each kernel as "built", "fallback (<why>)" or "not built yet" without
   building anything — for `bender doctor` and `bender ops status`.
 * `build.py` holds the cache, lock and failure reporting; `functions.py` the autograd.
@@ -45,9 +45,13 @@ def load(force: bool = False, verbose: bool = False):
 
 
 def kernel_status() -> dict[str, str]:
-    """Each kernel: "built", "fallback (<why>)" or "not built yet". Never builds; never raises."""
+    """Each kernel: "built[, what its self-check found]", "fallback (<why>)" or "not built yet".
+
+    Never builds; never raises."""
     with _lock:
-        status = _status_line()
+        status, ops = _status_line(), _state["ops"]
+    if status == "built" and ops is not None:  # loaded here: say what the self-check found
+        return {name: ops.kernel_state(name) for name in KERNELS}
     return {name: status for name in KERNELS}
 
 

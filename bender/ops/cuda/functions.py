@@ -24,6 +24,7 @@ from torch.autograd.function import once_differentiable
 
 from bender.ops import backend
 from bender.ops.bias_act import ACTIVATIONS, bias_act_ref
+from bender.ops.cuda.selfcheck import OP_FAMILIES, ROWS, SelfCheckReport
 from bender.ops.upfirdn2d import upfirdn2d_ref
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -189,12 +190,44 @@ class CudaOps:
     the reference ops, so callers never need to know.
     """
 
-    SUPPORTED_OPS = frozenset({"bias_act", "upfirdn2d"})
-
     def __init__(self, ext: Any, name: str = "", directory: str = ""):
         self.ext = ext
         self.name = name
         self.directory = directory
+        self.supported_ops = frozenset({"bias_act", "upfirdn2d"})  # what the dispatcher sends here
+        self.rows_enabled = True  # the row-streaming upfirdn2d kernels may run
+        self.self_check: SelfCheckReport | None = None
+
+    def apply_self_check(self, report: SelfCheckReport) -> str | None:
+        """Switch off every kernel family that disagreed with the reference ops; the warning to give.
+
+        Row kernels that fail give way to the tiled ones; a failing tiled or generic upfirdn2d, or
+        bias_act, sends that op to the reference implementation. The rest keeps its kernels.
+        """
+        self.self_check = report
+        if not report.failures:
+            return None
+        lost = {op for op, families in OP_FAMILIES.items() if any(f in report.failures for f in families)}
+        self.supported_ops = self.supported_ops - lost
+        if ROWS in report.failures:
+            self.rows_enabled = False
+        instead = ", ".join(f"{op} on the reference ops" for op in sorted(lost))
+        if not self.rows_enabled and "upfirdn2d" not in lost:
+            instead = ", ".join(filter(None, [instead, "upfirdn2d on its tiled kernels"]))
+        return (f"CUDA kernels disagree with the reference ops on {report.device}, so bender runs {instead}. "
+                f"Please report this with `bender doctor`'s output. ({report.summary()})")
+
+    def kernel_state(self, op: str) -> str:
+        """For `bender doctor`: "built, ..." or "fallback (...)", after the self-check."""
+        report = self.self_check
+        if report is None:
+            return "built"
+        if op not in self.supported_ops:
+            return "fallback (" + "; ".join(f"{f} {report.failures[f]}" for f in OP_FAMILIES[op]
+                                         if f in report.failures) + ")"
+        if op == "upfirdn2d" and not self.rows_enabled:
+            return f"built, tiled kernels only (row kernels failed the self-check: {report.failures[ROWS]})"
+        return f"built, {report.summary(OP_FAMILIES[op] + ((ROWS,) if op == 'upfirdn2d' else ()))}"
 
     def bias_act(self, x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float,
                  clamp: float) -> torch.Tensor:
@@ -216,5 +249,5 @@ class CudaOps:
         if f.device != x.device or f.dtype != torch.float32 or not f.is_contiguous():
             f = f.to(device=x.device, dtype=torch.float32).contiguous()
         spec = UpfirdnSpec(int(upx), int(upy), int(downx), int(downy), int(px0), int(px1), int(py0), int(py1),
-                           bool(flip_filter), float(gain), backend.upfirdn2d_path())
+                           bool(flip_filter), float(gain), backend.upfirdn2d_path() if self.rows_enabled else 0)
         return Upfirdn2d.apply(x, f, self.ext, spec)
