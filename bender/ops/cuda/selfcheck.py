@@ -30,9 +30,8 @@ PATH = {GENERIC: 1, TILED: 2, ROWS: 3}  # the extension's `path` that runs only 
 KERNEL_ID = {GENERIC: 0, TILED: 1, ROWS: 2}  # what the extension reports it ran
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Largest error allowed, relative to the largest reference value. A wrong index, tap, mask or bias
-# shows as an error of order one.
-# One rounding to float16 (bfloat16) is at most 4.9e-4 (3.9e-3) of the value; the margin keeps a
-# correct kernel from ever being switched off, which would cost speed for nothing.
+# shows as an error of order one, while one rounding to float16 (bfloat16) is at most 4.9e-4
+# (3.9e-3): the margin keeps a correct kernel from ever being switched off for nothing.
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 8e-3, torch.bfloat16: 6e-2}
 
 # (up, down, padding, filter): StyleGAN2's cases (1x filtering after the transposed conv, 2x down,
@@ -63,9 +62,6 @@ class SelfCheckReport:
     cases: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def passed(self, family: str) -> bool:
-        return family not in self.failures
 
     def summary(self, families: tuple[str, ...] = FAMILIES) -> str:
         """One line for `bender doctor`, `bender ops build` and the warnings: on `families`."""
