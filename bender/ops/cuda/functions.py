@@ -248,6 +248,7 @@ class CudaOps:
             return upfirdn2d_ref(x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain)
         if f.device != x.device or f.dtype != torch.float32 or not f.is_contiguous():
             f = f.to(device=x.device, dtype=torch.float32).contiguous()
+        path = backend.upfirdn2d_path() if self.rows_enabled else backend.UPFIRDN2D_KERNELS["tiled"]
         spec = UpfirdnSpec(int(upx), int(upy), int(downx), int(downy), int(px0), int(px1), int(py0), int(py1),
-                           bool(flip_filter), float(gain), backend.upfirdn2d_path() if self.rows_enabled else 0)
+                           bool(flip_filter), float(gain), path)
         return Upfirdn2d.apply(x, f, self.ext, spec)
